@@ -1,0 +1,363 @@
+"""Reading checkpoints in the formats users actually have, without being told which.
+
+Understood: a raw ``state_dict``; a dict holding it under ``state_dict``, ``model_state_dict``,
+``model``, ``net``, ``module``, ``weights`` or ``network``; ``.safetensors`` files; key prefixes of
+DataParallel/DDP (``module.``) and ``torch.compile`` (``_orig_mod.``); optimizer state under
+``optimizer``, ``optimizer_state_dict`` or ``optim``; epoch/step from the dict or the file name.
+Loading uses ``torch.load(weights_only=True)``; a pickled ``nn.Module`` (which can run arbitrary
+code when unpickled) needs ``trust=True`` (``--trust-checkpoint``).
+
+The optimizer's per-parameter state is stored by torch under integer ids in ``param_groups``
+order, which is ``model.parameters()`` order when the optimizer was built from it;
+:func:`map_optimizer_state` maps it by that order (or by ``param_names`` where torch saved them)
+and checks count and shapes, refusing to guess on a mismatch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import re
+import warnings
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import torch
+from torch import nn
+
+from .errors import CheckpointError
+from .params import ParamSpace
+
+MODEL_KEYS = ("state_dict", "model_state_dict", "model", "net", "module", "weights", "network")
+OPTIMIZER_KEYS = ("optimizer", "optimizer_state_dict", "optim")
+PREFIXES = ("module.", "_orig_mod.")
+_NAME_NUMBER = re.compile(r"(epoch|ep|step|iter|it)[_\-]?(\d+)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class OptimizerState:
+    """An optimizer's hyper-parameters and per-parameter buffers, keyed by parameter name.
+
+    ``type`` is one of sgd, adam, adamw, radam, nadam, adamax, rmsprop, adagrad, adadelta or
+    ``unknown``; ``hyper`` is the first param group without ``params``; ``groups`` all of them;
+    ``group_of`` maps each parameter name to its group index.
+    """
+
+    type: str
+    hyper: Dict[str, Any]
+    buffers: Dict[str, Dict[str, torch.Tensor]]
+    groups: Tuple[Dict[str, Any], ...] = ()
+    group_of: Dict[str, int] = field(default_factory=dict)
+    notes: Tuple[str, ...] = ()
+
+    @property
+    def lr(self) -> Optional[float]:
+        return _float(self.hyper.get("lr"))
+
+    @property
+    def momentum(self) -> float:
+        return float(self.hyper.get("momentum", 0.0) or 0.0)
+
+    @property
+    def dampening(self) -> float:
+        return float(self.hyper.get("dampening", 0.0) or 0.0)
+
+    @property
+    def nesterov(self) -> bool:
+        return bool(self.hyper.get("nesterov", False))
+
+    @property
+    def betas(self) -> Optional[Tuple[float, float]]:
+        b = self.hyper.get("betas")
+        return (float(b[0]), float(b[1])) if b is not None else None
+
+    @property
+    def eps(self) -> Optional[float]:
+        return _float(self.hyper.get("eps"))
+
+    @property
+    def weight_decay(self) -> float:
+        return float(self.hyper.get("weight_decay", 0.0) or 0.0)
+
+    @property
+    def amsgrad(self) -> bool:
+        return bool(self.hyper.get("amsgrad", False))
+
+    @property
+    def step(self) -> Optional[int]:
+        """The optimizer's step count t (from the first parameter that records one)."""
+        for bufs in self.buffers.values():
+            if "step" in bufs:
+                return int(float(bufs["step"]))
+        return None
+
+    def to_json(self) -> dict:
+        return {
+            "type": self.type,
+            "lr": self.lr,
+            "momentum": self.momentum,
+            "dampening": self.dampening,
+            "nesterov": self.nesterov,
+            "betas": list(self.betas) if self.betas else None,
+            "eps": self.eps,
+            "weight_decay": self.weight_decay,
+            "amsgrad": self.amsgrad,
+            "step": self.step,
+            "notes": list(self.notes),
+        }
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """What a checkpoint file holds, with prefixes stripped; tensors on the CPU."""
+
+    path: str
+    state_dict: Dict[str, torch.Tensor]
+    optimizer_raw: Optional[Dict[str, Any]] = None
+    epoch: Optional[int] = None
+    step: Optional[int] = None
+    meta: Dict[str, Any] = field(default_factory=dict)
+    module: Optional[nn.Module] = None
+    format: str = "state_dict"
+
+    def sha256(self) -> str:
+        """SHA-256 of the file (for provenance)."""
+        h = hashlib.sha256()
+        with open(self.path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        return h.hexdigest()
+
+
+def load_checkpoint(path: str | Path, *, trust: bool = False) -> Checkpoint:
+    """Read a checkpoint of any supported format (see module docstring)."""
+    p = Path(path)
+    if not p.exists():
+        raise CheckpointError(f"checkpoint not found: {p}")
+    if p.is_dir():
+        raise CheckpointError(f"{p} is a folder, not a checkpoint file")
+    if p.suffix == ".safetensors":
+        return _load_safetensors(p)
+    obj = _torch_load(p, trust)
+    return _interpret(p, obj)
+
+
+def _torch_load(p: Path, trust: bool) -> Any:
+    try:
+        return torch.load(p, map_location="cpu", weights_only=not trust)
+    except pickle.UnpicklingError as exc:
+        if not trust and "weights_only" in str(exc):
+            raise CheckpointError(
+                f"{p} holds Python objects that safe loading refuses (e.g. a pickled nn.Module); "
+                "if you trust the file, pass --trust-checkpoint"
+            ) from None
+        raise CheckpointError(f"cannot read {p}: not a valid checkpoint ({_first_line(exc)})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, AttributeError,
+            ModuleNotFoundError, TypeError) as exc:
+        raise CheckpointError(f"cannot read {p}: truncated or corrupt file ({_first_line(exc)})") from None
+
+
+def _load_safetensors(p: Path) -> Checkpoint:
+    try:
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        tensors = load_file(str(p), device="cpu")
+        with safe_open(str(p), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+    except Exception as exc:
+        raise CheckpointError(f"cannot read {p}: corrupt safetensors file ({_first_line(exc)})") from None
+    epoch, step = _numbers_from_name(p.name)
+    return Checkpoint(str(p), strip_prefixes(tensors), None, _int(meta.get("epoch")) or epoch,
+                      _int(meta.get("step")) or step, meta, None, "safetensors")
+
+
+def _interpret(p: Path, obj: Any) -> Checkpoint:
+    name_epoch, name_step = _numbers_from_name(p.name)
+    if isinstance(obj, nn.Module):
+        return Checkpoint(str(p), strip_prefixes(obj.state_dict()), None, name_epoch, name_step,
+                          {}, obj, "module")
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{p} is not a checkpoint: it holds a {type(obj).__name__}")
+    if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        return Checkpoint(str(p), strip_prefixes(obj), None, name_epoch, name_step, {}, None, "state_dict")
+    module = None
+    weights = None
+    for key in MODEL_KEYS:
+        value = obj.get(key)
+        if isinstance(value, nn.Module):
+            module, weights = value, value.state_dict()
+            break
+        if isinstance(value, Mapping) and value and any(isinstance(v, torch.Tensor) for v in value.values()):
+            weights = value
+            break
+    if weights is None:
+        raise CheckpointError(
+            f"{p} holds no model weights: expected a state_dict or one under "
+            f"{', '.join(MODEL_KEYS)} (found keys: {', '.join(map(str, list(obj)[:8]))})"
+        )
+    optimizer = next((obj[k] for k in OPTIMIZER_KEYS if isinstance(obj.get(k), Mapping)), None)
+    meta = dict(obj.get("landscape") or {})
+    epoch = _int(obj.get("epoch"))
+    step = _int(obj.get("step", obj.get("global_step", obj.get("iteration"))))
+    tensors = {k: v for k, v in weights.items() if isinstance(v, torch.Tensor)}
+    return Checkpoint(str(p), strip_prefixes(tensors), optimizer,
+                      epoch if epoch is not None else name_epoch,
+                      step if step is not None else name_step, meta, module, "dict")
+
+
+def strip_prefixes(state: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Remove ``module.`` / ``_orig_mod.`` prefixes (in any combination) from every key."""
+    out = {}
+    for key, value in state.items():
+        changed = True
+        while changed:
+            changed = False
+            for prefix in PREFIXES:
+                if key.startswith(prefix):
+                    key, changed = key[len(prefix):], True
+        out[key] = value
+    return out
+
+
+def check_nonfinite(state: Mapping[str, torch.Tensor], where: str) -> List[str]:
+    """Names of floating tensors holding NaN/inf; warns once (analyses then record NaN losses)."""
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        warnings.warn(f"{where}: non-finite values in {len(bad)} tensor(s), e.g. {bad[0]}", stacklevel=2)
+    return bad
+
+
+def load_into(model: nn.Module, state: Mapping[str, torch.Tensor], *, where: str = "checkpoint") -> None:
+    """Load weights into ``model`` after checking names and shapes; a mismatch lists what differs."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shaped = [f"{k} {tuple(state[k].shape)}≠{tuple(v.shape)}" for k, v in expected.items()
+              if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    if missing or unexpected or shaped:
+        parts = []
+        for label, items in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", shaped)):
+            if items:
+                more = f" (+{len(items) - 3} more)" if len(items) > 3 else ""
+                parts.append(f"{label}: {', '.join(items[:3])}{more}")
+        raise CheckpointError(f"{where} does not match the model — " + "; ".join(parts)
+                              + " (is --model right?)")
+    check_nonfinite(state, where)
+    with torch.no_grad():
+        model.load_state_dict({k: state[k] for k in expected}, strict=True)
+
+
+def infer_optimizer_type(raw: Mapping[str, Any]) -> Tuple[str, Tuple[str, ...]]:
+    """Name the optimizer family from state keys and param-group keys (torch.optim layouts)."""
+    groups = raw.get("param_groups") or [{}]
+    g = groups[0]
+    if "landscape_type" in g:
+        return str(g["landscape_type"]), ()
+    keys = set()
+    for s in (raw.get("state") or {}).values():
+        if isinstance(s, Mapping):
+            keys |= set(s)
+    if "mu_product" in keys or "momentum_decay" in g:
+        return "nadam", ()
+    if "exp_inf" in keys:
+        return "adamax", ()
+    if "acc_delta" in keys or "rho" in g:
+        return "adadelta", ()
+    if "square_avg" in keys or ("alpha" in g and "centered" in g):
+        return "rmsprop", ()
+    if "sum" in keys or "lr_decay" in g:
+        return "adagrad", ()
+    if "betas" in g or {"exp_avg", "exp_avg_sq"} <= keys:
+        if "amsgrad" not in g:
+            return "radam", ()
+        if g.get("decoupled_weight_decay"):
+            return "adamw", ()
+        if "decoupled_weight_decay" not in g:
+            return "adam", ("torch < 2.6 stores Adam and AdamW alike; read as Adam (coupled decay)",)
+        return "adam", ()
+    if "momentum" in g or "nesterov" in g or "momentum_buffer" in keys:
+        return "sgd", ()
+    return "unknown", ()
+
+
+def map_optimizer_state(raw: Mapping[str, Any], space: ParamSpace,
+                        recorded_type: Optional[str] = None) -> OptimizerState:
+    """Map torch's id-keyed optimizer state to parameter names of ``space`` (see module docstring)."""
+    groups = list(raw.get("param_groups") or [])
+    if not groups:
+        raise CheckpointError("optimizer state has no param_groups")
+    ids: List[Any] = []
+    group_index: List[int] = []
+    names_saved: List[str] = []
+    for gi, g in enumerate(groups):
+        ids.extend(g.get("params", []))
+        group_index.extend([gi] * len(g.get("params", [])))
+        names_saved.extend(g.get("param_names", []) or [])
+    if names_saved and len(names_saved) == len(ids):
+        names = list(strip_prefixes({n: torch.empty(0) for n in names_saved}))
+        unknown = [n for n in names if n not in space.names]
+        if unknown:
+            raise CheckpointError(f"optimizer state names parameters the model lacks: {', '.join(unknown[:3])}")
+    else:
+        if len(ids) != len(space.names):
+            raise CheckpointError(
+                f"optimizer state covers {len(ids)} parameters but the model has {len(space.names)} "
+                "trainable ones; cannot map its buffers to parameters by order"
+            )
+        names = list(space.names)
+    shape_of = dict(zip(space.names, space.shapes))
+    state = raw.get("state") or {}
+    buffers: Dict[str, Dict[str, torch.Tensor]] = {}
+    for pid, name in zip(ids, names):
+        entry = state.get(pid, state.get(str(pid)))
+        if not entry:
+            continue
+        bufs = {k: v for k, v in entry.items() if isinstance(v, torch.Tensor)}
+        for k, v in bufs.items():
+            if v.dim() > 0 and tuple(v.shape) != tuple(shape_of[name]):
+                raise CheckpointError(
+                    f"optimizer buffer {k} for {name} has shape {tuple(v.shape)}, parameter has "
+                    f"{tuple(shape_of[name])}: the optimizer was not built from model.parameters() in order"
+                )
+        buffers[name] = bufs
+    inferred, notes = infer_optimizer_type(raw)
+    opt_type = recorded_type or inferred
+    hyper = {k: v for k, v in groups[0].items() if k not in ("params", "param_names")}
+    clean_groups = tuple({k: v for k, v in g.items() if k not in ("params", "param_names")} for g in groups)
+    if len({g.get("lr") for g in groups}) > 1:
+        notes = notes + ("param groups have different learning rates; lr is the first group's",)
+    return OptimizerState(opt_type, hyper, buffers, clean_groups, dict(zip(names, group_index)),
+                          notes if not recorded_type else ())
+
+
+def _numbers_from_name(name: str) -> Tuple[Optional[int], Optional[int]]:
+    epoch = step = None
+    for m in _NAME_NUMBER.finditer(name):
+        kind = m.group(1).lower()
+        if kind in ("epoch", "ep") and epoch is None:
+            epoch = int(m.group(2))
+        elif kind in ("step", "iter", "it") and step is None:
+            step = int(m.group(2))
+    return epoch, step
+
+
+def _int(v: Any) -> Optional[int]:
+    try:
+        return int(v) if v is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _float(v: Any) -> Optional[float]:
+    try:
+        return float(v) if v is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]

@@ -1,0 +1,64 @@
+"""The ``landscape`` command line: a thin layer over the Python API.
+
+Every command parses its options, calls the API, and prints or writes results. User errors
+(:class:`~landscape.errors.LandscapeError`, bad options) become one line on stderr and exit code
+1 (2 for usage errors); other failures print one line too unless ``--debug`` is given anywhere on
+the command line (or ``LANDSCAPE_DEBUG=1``), which shows the traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from typing import Any, List, Optional
+
+import click
+
+from ..errors import LandscapeError
+
+
+class LandscapeGroup(click.Group):
+    """A click group that reports errors in one line instead of a traceback."""
+
+    def main(self, args: Optional[List[str]] = None, *a: Any, **kw: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        debug = "--debug" in argv or os.environ.get("LANDSCAPE_DEBUG") == "1"
+        argv = [x for x in argv if x != "--debug"]
+        warnings.formatwarning = lambda msg, cat, *_a, **_k: f"warning: {msg}\n"
+        if debug:
+            return super().main(argv, *a, **kw)
+        try:
+            return super().main(argv, *a, standalone_mode=False, **kw)
+        except click.exceptions.Abort:
+            click.echo("aborted", err=True)
+            sys.exit(130)
+        except click.ClickException as exc:
+            click.echo(f"error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except LandscapeError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except Exception as exc:  # a bug or an unforeseen input: one line, traceback with --debug
+            msg = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+            click.echo(f"error: {type(exc).__name__}: {msg} (run with --debug for the traceback)", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=LandscapeGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="landscape")
+def main() -> None:
+    """landscape — loss-landscape geometry for deep-learning checkpoints.
+
+    Add --debug anywhere to see a Python traceback on errors.
+    """
+
+
+def _register() -> None:
+    from . import basic  # noqa: F401
+
+
+_register()

@@ -1,0 +1,251 @@
+"""Datasets as in-memory tensors: CIFAR pickles, MNIST IDX, npz, the bundled digits, user factories.
+
+A :class:`Dataset` holds the whole train and test split as tensors in a fixed order. Instruments
+evaluate on these tensors directly (no DataLoader per evaluation), so every evaluation of the
+loss sees exactly the same samples in the same batches.
+
+Specs (``--data``):
+
+- ``digits`` (default): the bundled UCI digits in ``data/digits.npz`` (1,000 train / 797 test, 8×8).
+- ``cifar10:ROOT``, ``cifar100:ROOT``: the python-pickle batches (``cifar-10-batches-py/``).
+- ``mnist:ROOT``, ``fashion-mnist:ROOT``: IDX files, gzipped or not.
+- ``npz:PATH``: arrays ``x_train``, ``y_train``, ``x_test``, ``y_test``.
+- ``file.py:factory`` / ``package.module:factory``: returns ``(x_train, y_train, x_test, y_test)``,
+  a dict with those keys, or a pair of torch Datasets ``(train, test)``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from .errors import SpecError
+from .specs import is_factory_spec, resolve_factory, split_spec
+
+CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
+MNIST_MEAN_STD = {"mnist": (0.1307, 0.3081), "fashion-mnist": (0.2860, 0.3530)}
+
+DEFAULT_DATA = "digits"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A train and a test split as tensors (``x``: float32 ``(N, C, H, W)`` or ``(N, D)``)."""
+
+    spec: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+
+    @property
+    def input_shape(self) -> Tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    def split(self, which: str) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``("train"|"test")`` -> ``(x, y)``."""
+        if which == "train":
+            return self.x_train, self.y_train
+        if which == "test":
+            return self.x_test, self.y_test
+        raise ValueError(which)
+
+    def subset(self, n: Optional[int], *, seed: int = 0) -> Dataset:
+        """A fixed random subset of at most ``n`` samples of each split (seeded, order kept)."""
+        if n is None or n <= 0:
+            return self
+        gen = torch.Generator().manual_seed(seed)
+
+        def pick(x: torch.Tensor, y: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+            if n >= len(y):
+                return x, y
+            idx = torch.randperm(len(y), generator=gen)[:n].sort().values
+            return x[idx], y[idx]
+
+        xtr, ytr = pick(self.x_train, self.y_train)
+        xte, yte = pick(self.x_test, self.y_test)
+        return replace(self, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
+
+
+def repo_data_dir() -> Path:
+    """The bundled ``data/`` folder (override with ``LANDSCAPE_DATA_DIR``)."""
+    env = os.environ.get("LANDSCAPE_DATA_DIR")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "data"
+
+
+def load_data(spec: Optional[str] = None) -> Dataset:
+    """Load the dataset named by ``spec`` (see module docstring)."""
+    spec = spec or DEFAULT_DATA
+    head, arg = split_spec(spec)
+    loaders = {
+        "digits": lambda a: _load_digits(a),
+        "cifar10": lambda a: _load_cifar(_need(spec, a), 10),
+        "cifar100": lambda a: _load_cifar(_need(spec, a), 100),
+        "mnist": lambda a: _load_mnist(_need(spec, a), "mnist"),
+        "fashion-mnist": lambda a: _load_mnist(_need(spec, a), "fashion-mnist"),
+        "npz": lambda a: _load_npz(Path(_need(spec, a))),
+    }
+    if head in loaders:
+        x_tr, y_tr, x_te, y_te = loaders[head](arg)
+    elif is_factory_spec(head):
+        x_tr, y_tr, x_te, y_te = _from_factory(spec)
+    else:
+        raise SpecError(
+            f"unknown data spec {spec!r}; use digits, cifar10:ROOT, cifar100:ROOT, mnist:ROOT, "
+            "fashion-mnist:ROOT, npz:PATH or file.py:factory"
+        )
+    return _make_dataset(spec, x_tr, y_tr, x_te, y_te)
+
+
+def _need(spec: str, arg: Optional[str]) -> str:
+    if not arg:
+        raise SpecError(f"data spec {spec!r} needs a path, e.g. {spec}:/data/cifar")
+    if not Path(arg).exists():
+        raise SpecError(f"data path does not exist: {arg}")
+    return arg
+
+
+def _make_dataset(spec: str, x_tr: Any, y_tr: Any, x_te: Any, y_te: Any) -> Dataset:
+    tensors = [torch.as_tensor(np.asarray(a)) for a in (x_tr, y_tr, x_te, y_te)]
+    x_tr, y_tr, x_te, y_te = tensors
+    if x_tr.shape[1:] != x_te.shape[1:]:
+        raise SpecError(f"train and test inputs differ in shape: {tuple(x_tr.shape)} vs {tuple(x_te.shape)}")
+    if len(x_tr) != len(y_tr) or len(x_te) != len(y_te):
+        raise SpecError("inputs and labels differ in length")
+    y_tr, y_te = y_tr.long(), y_te.long()
+    num_classes = int(max(y_tr.max(), y_te.max())) + 1
+    return Dataset(spec, x_tr.float().contiguous(), y_tr, x_te.float().contiguous(), y_te, num_classes)
+
+
+def _standardise(x: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    return ((x - np.asarray(mean, np.float32).reshape(shape)) / np.asarray(std, np.float32).reshape(shape)).astype(np.float32)
+
+
+def _load_digits(arg: Optional[str]) -> Tuple[np.ndarray, ...]:
+    path = Path(arg) if arg else repo_data_dir() / "digits.npz"
+    if not path.is_file():
+        raise SpecError(f"bundled digits not found at {path}")
+    with np.load(path) as z:
+        x_tr = z["x_train"].astype(np.float32) / 16.0
+        x_te = z["x_test"].astype(np.float32) / 16.0
+        mean, std = float(x_tr.mean()), float(x_tr.std())
+        return (_standardise(x_tr, [mean], [std]), z["y_train"], _standardise(x_te, [mean], [std]), z["y_test"])
+
+
+def _cifar_dir(root: str) -> Path:
+    for cand in (Path(root), Path(root) / "cifar-10-batches-py", Path(root) / "cifar-100-python"):
+        if (cand / "test_batch").is_file() or (cand / "test").is_file():
+            return cand
+    raise SpecError(f"no CIFAR python batches under {root} (expected data_batch_1..5 and test_batch)")
+
+
+def read_cifar_batch(path: Path, label_key: bytes = b"labels") -> Tuple[np.ndarray, np.ndarray]:
+    """One CIFAR python-pickle batch -> ``(uint8 images (N, 3, 32, 32), int64 labels)``."""
+    try:
+        with open(path, "rb") as f:
+            entry = pickle.load(f, encoding="bytes")
+    except Exception as exc:
+        raise SpecError(f"cannot read CIFAR batch {path}: {type(exc).__name__}: {exc}") from exc
+    data = np.asarray(entry[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+    labels = np.asarray(entry[label_key], dtype=np.int64)
+    return data, labels
+
+
+def _load_cifar(root: str, classes: int) -> Tuple[np.ndarray, ...]:
+    folder = _cifar_dir(root)
+    if classes == 10:
+        train_files = sorted(folder.glob("data_batch_*"))
+        test_files, key, (mean, std) = [folder / "test_batch"], b"labels", (CIFAR10_MEAN, CIFAR10_STD)
+    else:
+        train_files, test_files = [folder / "train"], [folder / "test"]
+        key, (mean, std) = b"fine_labels", (CIFAR100_MEAN, CIFAR100_STD)
+    if not train_files or not all(p.is_file() for p in train_files + test_files):
+        raise SpecError(f"incomplete CIFAR folder {folder}")
+    tr = [read_cifar_batch(p, key) for p in train_files]
+    te = [read_cifar_batch(p, key) for p in test_files]
+    x_tr = np.concatenate([a for a, _ in tr]).astype(np.float32) / 255.0
+    x_te = np.concatenate([a for a, _ in te]).astype(np.float32) / 255.0
+    return (_standardise(x_tr, mean, std), np.concatenate([b for _, b in tr]),
+            _standardise(x_te, mean, std), np.concatenate([b for _, b in te]))
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (MNIST format), gzipped or not."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+        raise SpecError(f"{path} is not an IDX file")
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def _find_idx(root: Path, stem: str) -> Path:
+    for folder in (root, root / "raw", root / "MNIST" / "raw", root / "FashionMNIST" / "raw"):
+        for name in (stem, stem + ".gz"):
+            if (folder / name).is_file():
+                return folder / name
+    raise SpecError(f"{stem}[.gz] not found under {root}")
+
+
+def _load_mnist(root: str, kind: str) -> Tuple[np.ndarray, ...]:
+    base = Path(root)
+    x_tr = read_idx(_find_idx(base, "train-images-idx3-ubyte")).astype(np.float32)[:, None] / 255.0
+    y_tr = read_idx(_find_idx(base, "train-labels-idx1-ubyte")).astype(np.int64)
+    x_te = read_idx(_find_idx(base, "t10k-images-idx3-ubyte")).astype(np.float32)[:, None] / 255.0
+    y_te = read_idx(_find_idx(base, "t10k-labels-idx1-ubyte")).astype(np.int64)
+    mean, std = MNIST_MEAN_STD[kind]
+    return _standardise(x_tr, [mean], [std]), y_tr, _standardise(x_te, [mean], [std]), y_te
+
+
+def _load_npz(path: Path) -> Tuple[np.ndarray, ...]:
+    try:
+        with np.load(path) as z:
+            arrays = [z[k] for k in ("x_train", "y_train", "x_test", "y_test")]
+    except KeyError as exc:
+        raise SpecError(f"{path} lacks array {exc}; need x_train, y_train, x_test, y_test") from None
+    except Exception as exc:
+        raise SpecError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
+    x_tr, y_tr, x_te, y_te = arrays
+    if x_tr.dtype == np.uint8:
+        x_tr, x_te = x_tr.astype(np.float32) / 255.0, x_te.astype(np.float32) / 255.0
+    return _channels_first(x_tr), y_tr, _channels_first(x_te), y_te
+
+
+def _channels_first(x: np.ndarray) -> np.ndarray:
+    if x.ndim == 3:
+        return x[:, None]
+    if x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
+        return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    return x
+
+
+def _from_factory(spec: str) -> Tuple[Any, ...]:
+    factory = resolve_factory(spec)
+    try:
+        out = factory()
+    except Exception as exc:
+        raise SpecError(f"data factory {spec} failed: {type(exc).__name__}: {exc}") from exc
+    if isinstance(out, dict):
+        return tuple(out[k] for k in ("x_train", "y_train", "x_test", "y_test"))
+    if isinstance(out, (tuple, list)) and len(out) == 4:
+        return tuple(out)
+    if isinstance(out, (tuple, list)) and len(out) == 2:
+        return (*_stack(out[0]), *_stack(out[1]))
+    raise SpecError(f"data factory {spec} must return (x_train, y_train, x_test, y_test) or (train, test) Datasets")
+
+
+def _stack(ds: Any) -> Tuple[torch.Tensor, torch.Tensor]:
+    xs, ys = zip(*[ds[i] for i in range(len(ds))])
+    return torch.stack([torch.as_tensor(x) for x in xs]), torch.as_tensor(ys)

@@ -1,0 +1,210 @@
+"""A minimal, reproducible trainer that writes checkpoints landscape can analyse.
+
+``landscape train`` makes runs like those of the studies we serve (Adam vs SGD, CE vs MSE, fixed
+learning rates) on any supported data set: it writes ``RUN_DIR/epoch_XXX.pt`` (weights, optimizer
+state, and the model/data/loss spec so analyses need no flags), optional ``step_XXXXXX.pt``
+checkpoints inside the first steps, and ``RUN_DIR/log.csv`` with one row per epoch.
+
+Training is ordinary PyTorch: model in train mode (BatchNorm uses and updates batch statistics),
+mean-reduced loss, shuffled mini-batches from a seeded generator.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+import torch
+from torch import nn
+
+from .data import Dataset, load_data
+from .errors import LandscapeError, SpecError
+from .losses import get_loss, mean_loss
+from .models import ModelSpec, model_from_spec
+from .objective import Objective
+from .progress import progress
+
+LOG_COLUMNS = ("epoch", "step", "train_loss", "train_acc", "test_loss", "test_acc", "lr")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a run (recorded in every checkpoint it writes)."""
+
+    model: str
+    data: str = "digits"
+    loss: str = "ce"
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.0
+    nesterov: bool = False
+    betas: Sequence[float] = (0.9, 0.999)
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    epochs: int = 10
+    batch_size: int = 128
+    save_every: int = 1
+    save_steps: Sequence[int] = ()
+    seed: int = 0
+    width: float = 1.0
+    eval_batch_size: int = 1024
+    device: str = "cpu"
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["betas"], d["save_steps"] = list(self.betas), list(self.save_steps)
+        return d
+
+
+@dataclass
+class TrainState:
+    """What hooks see after every optimizer step / epoch."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    config: TrainConfig
+    epoch: int = 0
+    step: int = 0
+    last_loss: float = float("nan")
+    history: List[Dict[str, float]] = field(default_factory=list)
+
+
+Hook = Callable[[TrainState], None]
+
+
+def make_optimizer(cfg: TrainConfig, params: Sequence[nn.Parameter]) -> torch.optim.Optimizer:
+    """The torch optimizer named by ``cfg.optimizer`` with the configured hyper-parameters."""
+    name = cfg.optimizer.lower()
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                               weight_decay=cfg.weight_decay)
+    if name in ("adam", "adamw", "amsgrad"):
+        cls = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
+        return cls(params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps,
+                   weight_decay=cfg.weight_decay, amsgrad=(name == "amsgrad"))
+    raise SpecError(f"unknown optimizer {cfg.optimizer!r}; choose sgd, adam, adamw or amsgrad")
+
+
+def save_checkpoint(path: Path, state: TrainState, model_spec: ModelSpec) -> None:
+    """Write weights, optimizer state and the spec landscape needs to reload without flags."""
+    cfg = state.config
+    payload = {
+        "model_state_dict": state.model.state_dict(),
+        "optimizer_state_dict": state.optimizer.state_dict(),
+        "epoch": state.epoch,
+        "step": state.step,
+        "landscape": {
+            "model": model_spec.to_json(),
+            "data": cfg.data,
+            "loss": cfg.loss,
+            "optimizer_type": cfg.optimizer.lower().replace("amsgrad", "adam"),
+            "batch_size": cfg.batch_size,
+            "train": cfg.to_json(),
+        },
+    }
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+
+
+def train(cfg: TrainConfig, out_dir: str | Path, *, hooks: Sequence[Hook] = (),
+          dataset: Optional[Dataset] = None) -> List[Dict[str, float]]:
+    """Train as configured, writing checkpoints and ``log.csv`` into ``out_dir``; returns the log."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ds = dataset or load_data(cfg.data)
+    get_loss(cfg.loss)
+    torch.manual_seed(cfg.seed)
+    mspec = ModelSpec(cfg.model, ds.num_classes, tuple(ds.input_shape), cfg.width)
+    device = torch.device(cfg.device)
+    model = model_from_spec(mspec).to(device)
+    opt = make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
+    state = TrainState(model, opt, cfg)
+    x_tr, y_tr = ds.x_train.to(device), ds.y_train.to(device)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    save_steps = set(int(s) for s in cfg.save_steps)
+
+    row = _log_row(state, ds, float("nan"), float("nan"))
+    _write_log(out / "log.csv", [row])
+    save_checkpoint(out / "epoch_000.pt", state, mspec)
+    if 0 in save_steps:
+        save_checkpoint(out / "step_000000.pt", state, mspec)
+    steps_per_epoch = math.ceil(len(y_tr) / cfg.batch_size)
+    bar = progress(cfg.epochs * steps_per_epoch, desc=f"train {cfg.model} {cfg.optimizer} lr={cfg.lr}")
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        perm = torch.randperm(len(y_tr), generator=gen).to(device)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        correct = torch.zeros((), dtype=torch.int64, device=device)
+        for a in range(0, len(y_tr), cfg.batch_size):
+            idx = perm[a:a + cfg.batch_size]
+            xb, yb = x_tr[idx], y_tr[idx]
+            opt.zero_grad(set_to_none=True)
+            logits = model(xb)
+            loss = mean_loss(cfg.loss, logits, yb)
+            loss.backward()
+            opt.step()
+            state.step += 1
+            loss_sum += loss.detach().double() * len(yb)
+            correct += (logits.detach().argmax(-1) == yb).sum()
+            if state.step in save_steps:
+                save_checkpoint(out / f"step_{state.step:06d}.pt", state, mspec)
+            for hook in hooks:
+                hook(state)
+            bar.update(1)
+        state.epoch = epoch
+        train_loss, train_acc = (loss_sum / len(y_tr)).item(), (correct.double() / len(y_tr)).item()
+        row = _log_row(state, ds, train_loss, train_acc)
+        state.history.append(row)
+        state.last_loss = train_loss
+        bar.set_postfix(loss=f"{train_loss:.4g}", test=f"{row['test_loss']:.4g}")
+        _write_log(out / "log.csv", [row], append=True)
+        if epoch % max(1, cfg.save_every) == 0 or epoch == cfg.epochs:
+            save_checkpoint(out / f"epoch_{epoch:03d}.pt", state, mspec)
+        if not math.isfinite(train_loss):
+            bar.write(f"epoch {epoch}: training loss is {train_loss}; stopping")
+            break
+    bar.close()
+    return state.history
+
+
+def _log_row(state: TrainState, ds: Dataset, train_loss: float, train_acc: float) -> Dict[str, float]:
+    cfg = state.config
+    test = Objective(state.model, ds.x_test, ds.y_test, loss=cfg.loss, batch_size=cfg.eval_batch_size).evaluate()
+    if state.epoch == 0:
+        init = Objective(state.model, ds.x_train, ds.y_train, loss=cfg.loss,
+                         batch_size=cfg.eval_batch_size).evaluate()
+        train_loss, train_acc = init.loss, init.acc
+    lr = state.optimizer.param_groups[0]["lr"]
+    return {"epoch": state.epoch, "step": state.step, "train_loss": train_loss, "train_acc": train_acc,
+            "test_loss": test.loss, "test_acc": test.acc, "lr": float(lr)}
+
+
+def _write_log(path: Path, rows: List[Dict[str, float]], append: bool = False) -> None:
+    with open(path, "a" if append else "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=LOG_COLUMNS, extrasaction="ignore")
+        if not append:
+            writer.writeheader()
+        writer.writerows(rows)
+
+
+def read_log(path: str | Path) -> List[Dict[str, float]]:
+    """Read a ``log.csv`` (any columns; numbers parsed as floats)."""
+    p = Path(path)
+    if not p.is_file():
+        raise LandscapeError(f"log not found: {p}")
+    with open(p, newline="") as f:
+        rows = list(csv.DictReader(f))
+    out = []
+    for r in rows:
+        parsed = {}
+        for k, v in r.items():
+            try:
+                parsed[k] = float(v)
+            except (TypeError, ValueError):
+                parsed[k] = v
+        out.append(parsed)
+    return out
