@@ -57,8 +57,18 @@ def main() -> None:
     """
 
 
+# Each command family lives in its own module here; a module registers its commands on import.
+COMMAND_MODULES = ("basic", "hessian", "slices", "sharpness", "probe", "report", "demo", "toy")
+
+
 def _register() -> None:
-    from . import basic  # noqa: F401
+    import importlib
+    from pathlib import Path
+
+    here = Path(__file__).parent
+    for name in COMMAND_MODULES:
+        if (here / f"{name}.py").exists():
+            importlib.import_module(f"{__name__}.{name}")
 
 
 _register()

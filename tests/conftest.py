@@ -1,0 +1,26 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+os.environ.setdefault("LANDSCAPE_PROGRESS", "0")
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory):
+    """A short real run on the bundled digits (small CNN, SGD+momentum), made with `landscape train`."""
+    from landscape.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("run_sgd")
+    train(TrainConfig(model="cnn:bn=true", data="digits", loss="ce", optimizer="sgd", lr=0.05,
+                      momentum=0.9, epochs=3, batch_size=128, seed=0, width=0.5), out)
+    return out
