@@ -14,6 +14,10 @@ forward-over-reverse differentiation (``jvp`` of ``grad``), or double backward a
 BatchNorm: ``bn_mode="eval"`` (default) uses the stored running statistics. ``bn_mode="train"``
 uses each batch's own statistics with the fixed batch split (the objective that training
 minimised, as in the edge-of-stability literature); running statistics are never updated.
+
+Under ``torch.distributed`` (torchrun) the fixed batches are dealt out to the ranks and every sum
+is all-reduced, so each rank returns the single-process result (``shard=False`` keeps the whole
+set on every rank, for callers that split other work, such as grid points, across ranks).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, grad_and_value, jvp
 
+from . import distributed as dist
 from .losses import get_loss
 from .params import ParamSpace
 
@@ -54,12 +59,13 @@ class Objective:
         batch_size: samples per forward pass (affects speed only, except with ``bn_mode="train"``).
         bn_mode: ``"eval"`` (running statistics) or ``"train"`` (per-batch statistics).
         device, dtype: where and in which precision to compute (default: the model's).
+        shard: under torch.distributed, split the batches across ranks and all-reduce.
     """
 
     def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, loss: str = "ce",
                  batch_size: int = 1024, bn_mode: str = "eval",
                  device: Optional[torch.device | str] = None,
-                 dtype: Optional[torch.dtype] = None) -> None:
+                 dtype: Optional[torch.dtype] = None, shard: bool = True) -> None:
         if bn_mode not in ("eval", "train"):
             raise ValueError("bn_mode must be 'eval' or 'train'")
         ref = next(iter(model.parameters()), None)
@@ -78,6 +84,7 @@ class Objective:
         self._sum_loss = get_loss(loss)
         self.bn_mode = bn_mode
         self.batch_size = int(batch_size)
+        self.shard = bool(shard)
         self.hvp_count = 0
         self._set_data(x, y)
 
@@ -88,18 +95,23 @@ class Objective:
         self.x = x.to(device=self.device, dtype=self.dtype)
         self.y = y.to(device=self.device)
         self.n = int(len(y))
-        self.bounds = [(a, min(a + self.batch_size, self.n)) for a in range(0, self.n, self.batch_size)]
+        bounds = [(a, min(a + self.batch_size, self.n)) for a in range(0, self.n, self.batch_size)]
+        self.sharded = self.shard and dist.world_size() > 1
+        # Whole batches go to ranks, so per-batch BatchNorm statistics match one process.
+        self.bounds = bounds[dist.rank()::dist.world_size()] if self.sharded else bounds
 
-    def with_data(self, x: torch.Tensor, y: torch.Tensor, *, batch_size: Optional[int] = None) -> Objective:
+    def with_data(self, x: torch.Tensor, y: torch.Tensor, *, batch_size: Optional[int] = None,
+                  shard: Optional[bool] = None) -> Objective:
         """The same model copy and loss over another data set (e.g. the test split)."""
         other = copy.copy(self)
         other.batch_size = int(batch_size or self.batch_size)
+        other.shard = self.shard if shard is None else bool(shard)
         other.hvp_count = 0
         other._set_data(x, y)
         return other
 
     def batches(self) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
-        """The fixed batches ``(x_b, y_b)`` in order (the only loop over the data set)."""
+        """The fixed batches ``(x_b, y_b)`` in order (this rank's share when sharded)."""
         for a, b in self.bounds:
             yield self.x[a:b], self.y[a:b]
 
@@ -131,7 +143,8 @@ class Objective:
             out = self.forward(params, xb)
             loss_sum += self._sum_loss(out, yb).double()
             correct += (out.argmax(dim=-1) == yb).sum()
-        values = torch.stack([loss_sum / self.n, correct.double() / self.n]).tolist()
+        sums = self._reduce(torch.stack([loss_sum, correct.double()]))
+        values = (sums / self.n).tolist()
         return Evaluation(float(values[0]), float(values[1]), self.n)
 
     def loss(self, theta: Optional[torch.Tensor] = None) -> float:
@@ -147,6 +160,9 @@ class Objective:
             g, v = g_fn(params, xb, yb)
             total += self.space.flatten(g)
             value += v.detach()
+        if self.sharded:
+            both = self._reduce(torch.cat([value.reshape(1), total]))
+            value, total = both[0], both[1:]
         return value, total
 
     def grad(self, theta: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -164,7 +180,11 @@ class Objective:
         for xb, yb in self.batches():
             out += self._batch_hvp(params, tangent, xb, yb, method)
         self.hvp_count += 1
-        return out
+        return self._reduce(out)
+
+    def _reduce(self, t: torch.Tensor) -> torch.Tensor:
+        """Sum over ranks when sharded (identity on one process)."""
+        return dist.all_reduce_sum(t) if self.sharded else t
 
     def _batch_hvp(self, params: Dict[str, torch.Tensor], tangent: Dict[str, torch.Tensor],
                    xb: torch.Tensor, yb: torch.Tensor, method: str) -> torch.Tensor:
