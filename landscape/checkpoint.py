@@ -19,7 +19,6 @@ import hashlib
 import pickle
 import re
 import warnings
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
@@ -145,6 +144,11 @@ def load_checkpoint(path: str | Path, *, trust: bool = False) -> Checkpoint:
 
 
 def _torch_load(p: Path, trust: bool) -> Any:
+    with open(p, "rb") as f:
+        head = f.read(4)
+    # torch.save writes a zip archive (PK..); legacy files are pickles (protocol byte 0x80).
+    if not (head.startswith(b"PK") or head[:1] == b"\x80"):
+        raise CheckpointError(f"cannot read {p}: not a checkpoint (neither a torch archive nor a pickle)")
     try:
         return torch.load(p, map_location="cpu", weights_only=not trust)
     except pickle.UnpicklingError as exc:
@@ -154,8 +158,7 @@ def _torch_load(p: Path, trust: bool) -> Any:
                 "if you trust the file, pass --trust-checkpoint"
             ) from None
         raise CheckpointError(f"cannot read {p}: not a valid checkpoint ({_first_line(exc)})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, AttributeError,
-            ModuleNotFoundError, TypeError) as exc:
+    except Exception as exc:  # torch raises many types for damaged files (KeyError, EOFError, ...)
         raise CheckpointError(f"cannot read {p}: truncated or corrupt file ({_first_line(exc)})") from None
 
 
