@@ -4,8 +4,12 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from landscape.checkpoint import (infer_optimizer_type, load_checkpoint, load_into,
-                                  map_optimizer_state)
+from landscape.checkpoint import (
+    infer_optimizer_type,
+    load_checkpoint,
+    load_into,
+    map_optimizer_state,
+)
 from landscape.errors import CheckpointError
 from landscape.models import build_model
 from landscape.params import ParamSpace

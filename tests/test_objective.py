@@ -4,9 +4,9 @@ import copy
 
 import pytest
 import torch
+from cases import CASES, dense_hessian, objective_for
 from torch import nn
 
-from cases import CASES, dense_hessian, objective_for
 from landscape.objective import Objective
 
 
