@@ -50,7 +50,11 @@ def dumps(obj: Any) -> str:
 
 
 def write_json(obj: Any, path: str | Path) -> None:
-    """Write ``obj`` as JSON to ``path`` (``-`` for stdout)."""
+    """Write ``obj`` as JSON to ``path`` (``-`` for stdout); only rank 0 writes under torchrun."""
+    from .distributed import is_main
+
+    if not is_main():
+        return
     text = dumps(obj)
     if str(path) == "-":
         sys.stdout.write(text + "\n")

@@ -15,6 +15,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from . import distributed
 from .checkpoint import Checkpoint, OptimizerState, load_checkpoint, load_into, map_optimizer_state
 from .data import Dataset, load_data
 from .errors import LandscapeError, SpecError
@@ -84,6 +85,7 @@ def open_session(checkpoint: Optional[str] = None, *, model: Optional[str] = Non
     ``init_seed`` (or ``seed``) is used: useful for first-step probes from initialisation."""
     if dtype not in DTYPES:
         raise SpecError(f"unknown dtype {dtype!r}; choose float32 or float64")
+    distributed.init_from_env(device)
     ck = load_checkpoint(checkpoint, trust=trust) if checkpoint else None
     meta = ck.meta if ck else {}
     data_spec = data or meta.get("data")

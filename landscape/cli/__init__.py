@@ -25,6 +25,8 @@ class LandscapeGroup(click.Group):
         argv = list(sys.argv[1:] if args is None else args)
         debug = "--debug" in argv or os.environ.get("LANDSCAPE_DEBUG") == "1"
         argv = [x for x in argv if x != "--debug"]
+        if int(os.environ.get("RANK", "0")) > 0:  # under torchrun only rank 0 prints
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
         warnings.formatwarning = lambda msg, cat, *_a, **_k: f"warning: {msg}\n"
         if debug:
             return super().main(argv, *a, **kw)
