@@ -110,6 +110,16 @@ class Objective:
         other._set_data(x, y)
         return other
 
+    def with_buffers(self, buffers: Dict[str, torch.Tensor]) -> Objective:
+        """The same objective with some buffers (e.g. BatchNorm running statistics) replaced by the
+        given tensors, which are used as they are (so the caller may update them in place)."""
+        unknown = [n for n in buffers if n not in self._consts]
+        if unknown:
+            raise KeyError(f"not a buffer of the model: {unknown[0]}")
+        other = copy.copy(self)
+        other._consts = {**self._consts, **buffers}
+        return other
+
     def batches(self) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
         """The fixed batches ``(x_b, y_b)`` in order (this rank's share when sharded)."""
         for a, b in self.bounds:
