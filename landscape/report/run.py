@@ -1,0 +1,183 @@
+"""Figures for a training run folder: loss/accuracy curves and λ_max against its threshold.
+
+A run folder (as ``landscape train`` writes it) holds ``log.csv`` (epoch, step, train_loss,
+train_acc, test_loss, test_acc, lr) and ``epoch_XXX.pt`` checkpoints; a run analysed over training
+may also hold ``sharpness.csv`` (step/epoch, lambda_max, threshold, ...). The edge-of-stability
+figure (Cohen et al. 2021, "Gradient Descent on Neural Networks Typically Occurs at the Edge of
+Stability") plots λ_max and the optimizer's stability threshold (2/η for GD) by epoch.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ..errors import LandscapeError
+from .common import (
+    COLORS,
+    FigureBlock,
+    Section,
+    TextBlock,
+    axis_scale_menu,
+    base_layout,
+    blocks,
+    farray,
+    fmt,
+    fnum,
+    plain,
+    provenance_from,
+)
+
+_CKPT = re.compile(r"(?:epoch|ep|step)[_\-]?(\d+)\.(?:pt|pth|ckpt|safetensors)$", re.IGNORECASE)
+
+
+def read_csv(path: Path) -> Dict[str, np.ndarray]:
+    """Columns of a CSV as float arrays (non-numeric cells become NaN; text columns are dropped)."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return {}
+    cols: Dict[str, np.ndarray] = {}
+    for key in rows[0]:
+        if key is None:
+            continue
+        vals = [fnum(r.get(key)) for r in rows]
+        if any(v is not None for v in vals):
+            cols[key.strip()] = np.array([np.nan if v is None else v for v in vals])
+    return cols
+
+
+def is_run_dir(path: Path) -> bool:
+    return path.is_dir() and ((path / "log.csv").is_file() or (path / "sharpness.csv").is_file()
+                              or any(_CKPT.search(p.name) for p in path.iterdir()))
+
+
+def curves_figure(log: Mapping[str, np.ndarray], *, title: str) -> Optional[FigureBlock]:
+    """Train/test loss (log toggle) and accuracy by epoch; the learning rate when it changes."""
+    x_key = "epoch" if "epoch" in log else ("step" if "step" in log else None)
+    if x_key is None or not any(k in log for k in ("train_loss", "test_loss")):
+        return None
+    x = log[x_key]
+    lr = log.get("lr")
+    show_lr = lr is not None and np.isfinite(lr).any() and np.nanmax(lr) != np.nanmin(lr)
+    titles = ["loss", "accuracy"] + (["learning rate"] if show_lr else [])
+    fig = make_subplots(rows=1, cols=len(titles), subplot_titles=titles, horizontal_spacing=0.08)
+    for split in ("train", "test"):
+        for col, what in ((1, "loss"), (2, "acc")):
+            key = f"{split}_{what}"
+            if key in log:
+                fig.add_trace(go.Scatter(x=plain(x), y=plain(log[key]), mode="lines+markers",
+                                         name=f"{split} {what}", marker={"size": 4},
+                                         line={"color": COLORS[split], "dash": "solid" if what == "loss" else "dot"}),
+                              row=1, col=col)
+    if show_lr:
+        fig.add_trace(go.Scatter(x=plain(x), y=plain(lr), mode="lines", name="lr",
+                                 line={"color": COLORS["threshold"]}), row=1, col=3)
+    fig.update_xaxes(title_text=x_key)
+    fig.update_layout(updatemenus=[axis_scale_menu("yaxis")])
+    base_layout(fig, title=title, height=400)
+    cap = ("train loss/accuracy are averages over each epoch's mini-batches (train mode), test "
+           "loss/accuracy evaluations at the end of the epoch (as log.csv records them)")
+    return FigureBlock(fig, "curves", cap)
+
+
+def eos_figure(x: Sequence[float], lambda_max: Sequence[float], threshold: Optional[Sequence[float]], *,
+               title: str, x_label: str = "epoch", sharpness_label: str = "λ_max",
+               extra: Optional[Mapping[str, Sequence[float]]] = None) -> Optional[FigureBlock]:
+    """λ_max (or the preconditioned sharpness) and the stability threshold over a run."""
+    lam = farray(list(lambda_max))
+    if lam.size == 0 or not np.isfinite(lam).any():
+        return None
+    xs = plain(farray(list(x)))
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=xs, y=plain(lam), mode="lines+markers", name=sharpness_label,
+                             line={"color": COLORS["train"]},
+                             hovertemplate=f"{x_label} %{{x}}<br>{sharpness_label}=%{{y:.5g}}<extra></extra>"))
+    for name, vals in (extra or {}).items():
+        fig.add_trace(go.Scatter(x=xs, y=plain(farray(list(vals))), mode="lines+markers", name=name,
+                                 line={"color": COLORS["adam"]}))
+    cap = f"{sharpness_label} by {x_label}"
+    if threshold is not None:
+        thr = farray(list(threshold))
+        fig.add_trace(go.Scatter(x=xs, y=plain(thr), mode="lines", name="stability threshold",
+                                 line={"color": COLORS["threshold"], "dash": "dash"},
+                                 hovertemplate="threshold=%{y:.5g}<extra></extra>"))
+        ok = np.isfinite(thr) & np.isfinite(lam)
+        if ok.any():
+            above = int((lam[ok] > thr[ok]).sum())
+            cap += (f"; dashed: the optimizer's threshold (2/η for GD); above it at {above} of "
+                    f"{int(ok.sum())} points; peak ratio {fmt(float(np.max(lam[ok] / thr[ok])))}")
+    fig.update_xaxes(title_text=x_label)
+    fig.update_yaxes(title_text="sharpness", type="log")
+    fig.update_layout(updatemenus=[axis_scale_menu("yaxis", log_first=True)])
+    base_layout(fig, title=title, height=400)
+    return FigureBlock(fig, "edge-of-stability", cap)
+
+
+def sharpness_csv_figure(cols: Mapping[str, np.ndarray], *, title: str) -> Optional[FigureBlock]:
+    lam_key = next((k for k in ("lambda_max", "sharpness", "preconditioned_lambda_max") if k in cols), None)
+    if lam_key is None:
+        return None
+    x_key = "epoch" if "epoch" in cols and np.isfinite(cols["epoch"]).any() else ("step" if "step" in cols else None)
+    x = cols[x_key] if x_key else np.arange(len(cols[lam_key]))
+    extra = {"preconditioned λ₁(P⁻¹H)": cols["preconditioned_lambda_max"]} \
+        if "preconditioned_lambda_max" in cols and lam_key != "preconditioned_lambda_max" else None
+    return eos_figure(x, cols[lam_key], cols.get("threshold"), title=title, x_label=x_key or "index",
+                      sharpness_label=lam_key.replace("lambda_max", "λ_max"), extra=extra)
+
+
+def _run_meta(path: Path, ckpts: List[Path]) -> Dict[str, Any]:
+    """Model/data/loss recorded by ``landscape train`` in the last checkpoint (read lazily)."""
+    if not ckpts:
+        return {}
+    try:
+        import torch
+
+        obj = torch.load(ckpts[-1], map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # an unreadable checkpoint is reported by the analyses, not by the report
+        return {}
+    meta = obj.get("landscape") if isinstance(obj, dict) else None
+    if not isinstance(meta, dict):
+        return {}
+    train = meta.get("train") if isinstance(meta.get("train"), dict) else {}
+    return {"model": meta.get("model"), "data": meta.get("data"), "loss": meta.get("loss"),
+            "seed": train.get("seed"), "optimizer": meta.get("optimizer_type"), "lr": train.get("lr")}
+
+
+def _epoch_of(p: Path) -> int:
+    m = _CKPT.search(p.name)
+    return int(m.group(1)) if m else -1
+
+
+def run_section(path: Path, *, label: str) -> Section:
+    if not is_run_dir(path):
+        raise LandscapeError(f"{path}: not a run folder (no log.csv, sharpness.csv or epoch_XXX.pt)")
+    ckpts = sorted((p for p in path.iterdir() if _CKPT.search(p.name) and p.name.lower().startswith("ep")),
+                   key=_epoch_of)
+    t = f"Run — {label}"
+    log = read_csv(path / "log.csv") if (path / "log.csv").is_file() else {}
+    sharp = read_csv(path / "sharpness.csv") if (path / "sharpness.csv").is_file() else {}
+    meta = _run_meta(path, ckpts)
+    lines = [f"{len(ckpts)} epoch checkpoints" + (f" (epochs {_epoch_of(ckpts[0])}–{_epoch_of(ckpts[-1])})"
+                                                  if ckpts else "")]
+    if meta.get("optimizer"):
+        lines.append(f"optimizer {meta['optimizer']}, lr {fmt(meta.get('lr'))}")
+    if log and "test_loss" in log:
+        last = {k: v[-1] for k, v in log.items()}
+        lines.append("last epoch: " + ", ".join(f"{k} {fmt(last[k])}" for k in
+                                                 ("train_loss", "train_acc", "test_loss", "test_acc") if k in last))
+    if not log and not sharp:
+        lines.append("no log.csv or sharpness.csv in this folder: nothing to plot")
+    return Section(
+        title=t, kind="run", source=str(path),
+        provenance=provenance_from(meta, source=str(path)),
+        blocks=blocks(TextBlock(tuple(lines)),
+                      curves_figure(log, title=f"{t}: training curves") if log else None,
+                      sharpness_csv_figure(sharp, title=f"{t}: λ_max against the stability threshold")
+                      if sharp else None))

@@ -1,0 +1,484 @@
+"""Tests for the HTML report: structure, offline-ness, traces, escaping, type detection, CLI.
+
+Inputs are synthesised here in the documented layouts (slice HDF5 of issue 4, the JSON keys of
+issues 3, 5 and 6), plus a real run made with ``landscape train`` (the ``digits_run`` fixture).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Dict, List
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from landscape.errors import LandscapeError
+from landscape.report import build_report, write_html
+
+# ---------------------------------------------------------------------------------------------
+# synthetic inputs in the documented layouts
+
+
+def slice_arrays(nx: int = 13, ny: int = 9):
+    x, y = np.linspace(-1, 1, nx), np.linspace(-0.5, 1.5, ny)  # non-square, asymmetric on purpose
+    X, Y = np.meshgrid(x, y, indexing="ij")
+    train = 0.05 + X ** 2 + 3 * Y ** 2
+    test = 0.25 + (X - 0.3) ** 2 + 3 * Y ** 2
+    return x, y, train, test
+
+
+def write_slice_2d(path: Path, *, transposed: bool = False) -> Dict[str, np.ndarray]:
+    x, y, train, test = slice_arrays()
+    computed = np.ones(train.shape, bool)
+    computed[-1, -2:] = False  # two points still missing (resumable file)
+    vals = {"train_loss": train, "test_loss": test, "train_acc": 1 - train / 20, "test_acc": 1 - test / 20}
+    with h5py.File(path, "w") as f:
+        f["xcoordinates"], f["ycoordinates"] = x, y
+        for k, v in vals.items():
+            v = np.where(computed, v, np.nan)
+            f[k] = v.T if transposed else v
+        f["computed"] = computed.T if transposed else computed
+        f.attrs["axis_order"] = "[iy, ix]" if transposed else "[ix, iy]"
+        f.attrs["checkpoint"] = "runs/adam/epoch_010.pt"
+        f.attrs["checkpoint_sha256"] = "ab" * 32
+        f.attrs["model"], f.attrs["data"], f.attrs["loss"], f.attrs["seed"] = "cnn", "digits", "ce", 7
+        f.attrs["norm"] = "filter"
+        f.attrs["landscape_version"] = "0.1.0"
+        f.create_group("directions/0")["fc.weight"] = np.zeros((3, 4))
+    return {"x": x, "y": y, "computed": computed, **vals}
+
+
+def write_slice_1d(path: Path) -> None:
+    x = np.linspace(-1, 1, 21)
+    with h5py.File(path, "w") as f:
+        f["xcoordinates"] = x
+        f["train_loss"], f["test_loss"] = 0.1 + x ** 2, 0.2 + (x - 0.1) ** 2
+        f["train_acc"], f["test_acc"] = 1 - x ** 2 / 4, 0.9 - x ** 2 / 4
+        f["computed"] = np.ones(21, bool)
+        f.attrs["checkpoint"] = "run/epoch_003.pt"
+
+
+def hessian_json() -> dict:
+    return {
+        "eigenvalues": [41.5, 20.25, 9.0, 4.5, 2.0], "residuals": [1e-3, 2e-3, 5e-3, 1e-2, 3e-2],
+        "converged": True, "smallest_eigenvalue": -0.75, "trace": 120.0, "trace_stderr": 3.5,
+        "density": {"grid": [-1.0, 0.0, 10.0, 20.0, 42.0], "values": [0.01, 5.0, 0.1, 0.01, 0.001]},
+        "per_layer": {"conv1.weight": 12.5, "fc.weight": 33.0},
+        "preconditioned_eigenvalues": [900.0, 400.0],
+        "stability": {"optimizer": "sgd (momentum 0.9)", "lr": 0.05, "threshold": 76.0, "sharpness": 41.5,
+                      "ratio": 41.5 / 76.0, "eta_lambda_max": 2.075, "stable": True},
+        "hvps": 37, "seconds": 1.5,
+        "provenance": {"checkpoint": "run/epoch_003.pt", "model": "cnn", "data": "digits", "seed": 0,
+                       "landscape_version": "0.1.0"},
+    }
+
+
+def sharpness_record(name: str, lam: float, train_loss: float, test_loss: float, epoch: int = 0) -> dict:
+    return {
+        "checkpoint": f"runs/{name}/epoch_{epoch:03d}.pt", "epoch": epoch, "lambda_max": lam, "trace": 3 * lam,
+        "eps_sharpness": lam / 10, "worst_case_sharpness": {"value": lam / 100, "steps": 20},
+        "adaptive_sharpness": lam / 50, "average_sharpness": lam / 1000, "average_sharpness_stderr": lam / 1e4,
+        "pac_bayes_sigma": 1 / lam, "train_loss": train_loss, "test_loss": test_loss,
+        "train_acc": 0.99, "test_acc": 0.9,
+        "stability": {"optimizer": "adam", "lr": 0.001, "threshold": 38000.0, "sharpness": 100 * lam,
+                      "ratio": 100 * lam / 38000.0, "stable": 100 * lam <= 38000.0},
+    }
+
+
+def sharpness_json() -> dict:
+    return {"checkpoints": [sharpness_record("adam", 40.0, 0.01, 0.40), sharpness_record("sgd", 8.0, 0.02, 0.25)],
+            "settings": {"eps": 1e-3, "rho": 0.05}}
+
+
+def sharpness_run_json() -> list:
+    return [sharpness_record("adam", lam, 1.0 / (e + 1), 1.2 / (e + 1), epoch=e)
+            for e, lam in enumerate([5.0, 50.0, 200.0, 450.0])]
+
+
+def first_step_json() -> dict:
+    def opt(norm, after, amplified=None):
+        d = {"update_norm": norm, "loss_before": 2.3, "loss_after": after,
+             "per_layer": {"conv1.weight": norm / 10, "fc.weight": norm / 5, "fc.bias": norm},
+             "dead_relu_fraction": 0.1, "curve": [after, after * 0.9, after * 0.8]}
+        if amplified is not None:
+            d.update({"amplified_fraction": amplified, "bound": norm * 1.01})
+        return d
+
+    return {"n_params": 1234, "runs": [
+        {"lr": 0.1, "adam": opt(3.5, 48.1, 0.97), "sgd": opt(0.004, 2.2),
+         "verdict": "Adam step is 850× SGD's; 97% of coordinates amplified; loss 2.30 → 48.1; no recovery"},
+        {"lr": 0.001, "adam": opt(0.035, 2.25, 0.5), "sgd": opt(0.00004, 2.3), "verdict": "both fine"}]}
+
+
+def spikes_json() -> dict:
+    return {
+        "spikes": [{"epoch": 12, "test_loss": 3.0, "baseline": 0.5, "score": 9.5}],
+        "oscillation": {"segments": [{"start": 20, "end": 25}]},
+        "checkpoints": [
+            {"epoch": 11, "lambda_max": 30.0, "ratio": 0.8, "train_loss": 0.3, "test_loss": 0.5,
+             "grad_alignment": 0.2, "directional_curvature": 10.0},
+            {"epoch": 12, "lambda_max": 45.0, "ratio": 1.2, "train_loss": 0.29, "test_loss": 3.0,
+             "grad_alignment": 0.7, "directional_curvature": 40.0},
+            {"epoch": 13, "lambda_max": 33.0, "ratio": 0.9, "train_loss": 0.28, "test_loss": 0.6,
+             "grad_alignment": 0.3, "directional_curvature": 12.0}],
+        "verdicts": [{"hypothesis": "edge of stability", "verdict": "supported",
+                      "evidence": "ratio 1.2 at the spike, 0.8 before"}],
+    }
+
+
+def write_run_dir(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    with open(path / "log.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["epoch", "step", "train_loss", "train_acc", "test_loss", "test_acc", "lr"])
+        for e in range(6):
+            w.writerow([e, 8 * e, 2.0 / (e + 1), 0.5 + e / 12, 2.2 / (e + 1), 0.45 + e / 12, 0.1])
+    with open(path / "sharpness.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["epoch", "step", "lambda_max", "threshold"])
+        for e, lam in enumerate([3.0, 9.0, 18.0, 21.0, 19.5, 20.5]):
+            w.writerow([e, 8 * e, lam, 20.0])
+
+
+def write_inputs(d: Path) -> Dict[str, Path]:
+    """Every input kind, with file names that do NOT reveal the type (detection is by content)."""
+    paths = {k: d / f"input_{k}.dat" for k in ("slice2d", "slice1d", "interp", "hessian", "sharpness",
+                                               "sharpness_run", "first_step", "spikes")}
+    write_slice_2d(paths["slice2d"])
+    write_slice_1d(paths["slice1d"])
+    alphas = np.linspace(-0.5, 1.5, 21)
+    payloads = {
+        "interp": {"alphas": alphas.tolist(), "train_loss": (0.1 + (alphas - 0.5) ** 2).tolist(),
+                   "test_loss": (0.3 + (alphas - 0.5) ** 2).tolist(), "train_acc": [0.9] * 21,
+                   "test_acc": [0.8] * 20 + ["NaN"], "checkpoint_a": "a/epoch_010.pt", "checkpoint_b": "b/epoch_010.pt"},
+        "hessian": hessian_json(), "sharpness": sharpness_json(), "sharpness_run": sharpness_run_json(),
+        "first_step": first_step_json(), "spikes": spikes_json()}
+    for k, v in payloads.items():
+        paths[k].write_text(json.dumps(v))
+    paths["run"] = d / "run_folder"
+    write_run_dir(paths["run"])
+    return paths
+
+
+# ---------------------------------------------------------------------------------------------
+# parsing helpers
+
+
+class PageParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: List[tuple] = []
+        self.scripts: List[dict] = []
+        self._in_script = None
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        if tag == "script":
+            self._in_script = {"attrs": dict(attrs), "text": ""}
+
+    def handle_data(self, data):
+        if self._in_script is not None:
+            self._in_script["text"] += data
+
+    def handle_endtag(self, tag):
+        if tag == "script" and self._in_script is not None:
+            self.scripts.append(self._in_script)
+            self._in_script = None
+
+
+def parse_page(text: str) -> PageParser:
+    p = PageParser()
+    p.feed(text)
+    p.close()
+    return p
+
+
+def figures_of(page: PageParser) -> List[dict]:
+    return [json.loads(s["text"]) for s in page.scripts if "landscape-figure" in s["attrs"].get("class", "")]
+
+
+def traces(figs: List[dict]) -> List[dict]:
+    return [t for f in figs for t in f["data"]]
+
+
+def title_of(fig: dict) -> str:
+    t = fig["layout"].get("title", {})
+    return t.get("text", "") if isinstance(t, dict) else str(t)
+
+
+def fig_named(figs: List[dict], needle: str) -> dict:
+    found = [f for f in figs if needle in title_of(f)]
+    assert found, f"no figure titled with {needle!r}: {[title_of(f) for f in figs]}"
+    return found[0]
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    d = tmp_path_factory.mktemp("report")
+    paths = write_inputs(d)
+    out = write_html([str(p) for p in paths.values()], d / "report.html", title="all inputs")
+    text = out.read_text(encoding="utf-8")
+    return {"text": text, "parsed": parse_page(text), "paths": paths, "dir": d}
+
+
+# ---------------------------------------------------------------------------------------------
+# tests
+
+
+def test_page_is_offline_and_embeds_plotly_once(page):
+    text, p = page["text"], page["parsed"]
+    assert text.startswith("<!DOCTYPE html>")
+    for tag, attrs in p.tags:
+        assert "src" not in attrs, f"<{tag}> loads {attrs['src']}"
+        if "href" in attrs:
+            assert attrs["href"].startswith("#"), f"<{tag}> links out to {attrs['href']}"
+        assert tag not in ("link", "iframe", "img", "object", "embed"), f"unexpected <{tag}>"
+    css = text.split("<style>")[1].split("</style>")[0]
+    assert "@import" not in css and "url(" not in css and "@font-face" not in css
+    big = [s for s in p.scripts if len(s["text"]) > 1_000_000]
+    assert len(big) == 1, "plotly.js must be inlined exactly once"
+    assert text.count("plotly.js v") == 1
+    assert text.count("function(root, factory)") <= 1
+    # one JSON block per figure, drawn by one render script
+    figs = figures_of(p)
+    n_div = sum(1 for tag, a in p.tags if tag == "div" and a.get("class") == "plot")
+    assert len(figs) == n_div == 19  # 4 + 1 + 1 + 4 + 1 + 2 + 3 + 1 + 2, see the builders
+    templates = json.loads(next(s["text"] for s in p.scripts if s["attrs"].get("id") == "landscape-templates"))
+    assert len(templates) == 1 and all(f.get("template") == 0 for f in figs)
+    assert all("template" not in f["layout"] for f in figs)
+
+
+def test_types_detected_from_content(page):
+    sections = {s.source: s.kind for s in build_report([str(p) for p in page["paths"].values()]).sections}
+    kinds = {k: sections[str(p)] for k, p in page["paths"].items()}
+    assert kinds == {"slice2d": "slice-2d", "slice1d": "slice-1d", "interp": "interpolation",
+                     "hessian": "hessian", "sharpness": "sharpness", "sharpness_run": "sharpness",
+                     "first_step": "probe-first-step", "spikes": "probe-spikes", "run": "run"}
+
+
+def test_slice_2d_traces_and_log_toggle(page):
+    figs = figures_of(page["parsed"])
+    ref = slice_arrays()
+    x, y, train, test = ref
+    surf = fig_named(figs, "input_slice2d.dat: loss surface")
+    types = [t["type"] for t in surf["data"]]
+    assert types == ["surface", "surface", "scatter3d", "scatter3d"]
+    assert surf["data"][0]["coloraxis"] == surf["data"][1]["coloraxis"] == "coloraxis"  # shared scale
+    z = np.array(surf["data"][0]["z"], dtype=float)  # plotly: z[iy][ix]; None (gap) -> nan
+    assert z.shape == (len(y), len(x))
+    assert np.isnan(z[-1, -1]) and np.isnan(z[-2, -1])  # uncomputed points are gaps, not zeros
+    np.testing.assert_allclose(z[:-2, :], train.T[:-2, :])
+    zt = np.array(surf["data"][1]["z"], dtype=float)
+    np.testing.assert_allclose(zt[0, :], test.T[0, :])
+    # the checkpoint marker sits at the origin at the loss there (grid point nearest (0, 0))
+    ix, iy = np.argmin(np.abs(x)), np.argmin(np.abs(y))
+    assert surf["data"][2]["x"] == [0.0] and surf["data"][2]["z"][0] == pytest.approx(train[ix, iy])
+    cmin, cmax = surf["layout"]["coloraxis"]["cmin"], surf["layout"]["coloraxis"]["cmax"]
+    assert cmin == pytest.approx(min(train.min(), test[~np.isnan(test)].min()))
+    # log10 button swaps z for log10(z) in every panel and the marker
+    menu = surf["layout"]["updatemenus"][0]
+    assert [b["label"] for b in menu["buttons"]] == ["linear", "log10"]
+    data_upd, layout_upd, idx = menu["buttons"][1]["args"]
+    assert idx == [0, 1, 2, 3]
+    logz = np.array(data_upd["z"][0], dtype=float)
+    np.testing.assert_allclose(logz[:-2], np.log10(train.T[:-2]))
+    assert layout_upd["coloraxis.cmax"] == pytest.approx(np.log10(cmax))
+    contour = fig_named(figs, "input_slice2d.dat: loss contours")
+    assert [t["type"] for t in contour["data"]] == ["contour", "contour", "scatter", "scatter"]
+    c0, c1 = contour["data"][0]["contours"], contour["data"][1]["contours"]
+    assert c0 == c1  # same levels for train and test
+    heat = fig_named(figs, "input_slice2d.dat: loss heatmap")
+    assert [t["type"] for t in heat["data"]][:2] == ["heatmap", "heatmap"]
+    acc = fig_named(figs, "accuracy heatmap")
+    assert [t["name"] for t in acc["data"][:2]] == ["train acc", "test acc"]
+
+
+def test_transposed_axis_order_attribute_is_honoured(tmp_path):
+    write_slice_2d(tmp_path / "t.h5", transposed=True)
+    ref = write_slice_2d(tmp_path / "n.h5")
+    a = build_report(str(tmp_path / "t.h5")).sections[0].figures[0].figure
+    b = build_report(str(tmp_path / "n.h5")).sections[0].figures[0].figure
+    za, zb = np.array(a.data[0].z, dtype=float), np.array(b.data[0].z, dtype=float)
+    np.testing.assert_array_equal(np.isnan(za), np.isnan(zb))
+    np.testing.assert_allclose(za[~np.isnan(za)], zb[~np.isnan(zb)])
+    assert za.shape == (len(ref["y"]), len(ref["x"]))
+
+
+def test_line_slices_and_interpolation(page):
+    figs = figures_of(page["parsed"])
+    one = fig_named(figs, "1-D slice")
+    names = [t["name"] for t in one["data"]]
+    assert names == ["train loss", "test loss", "train acc", "test acc"]
+    assert one["data"][0]["y"][10] == pytest.approx(0.1)
+    interp = fig_named(figs, "Interpolation")
+    assert interp["data"][0]["x"][0] == pytest.approx(-0.5)
+    assert interp["data"][3]["y"][-1] is None  # "NaN" in the JSON result -> a gap
+    shapes = interp["layout"]["shapes"]
+    assert sorted({s["x0"] for s in shapes}) == [0.0, 1.0]  # both end points marked
+    notes = [a["text"] for a in interp["layout"]["annotations"]]
+    assert any("A: epoch_010.pt" in t for t in notes) and any("B: epoch_010.pt" in t for t in notes)
+
+
+def test_hessian_figures(page):
+    figs = figures_of(page["parsed"])
+    h = hessian_json()
+    eig = fig_named(figs, "top eigenvalues")
+    bars = [t for t in eig["data"] if t["type"] == "bar"]
+    assert bars[0]["y"] == h["eigenvalues"] and bars[0]["error_y"]["array"] == h["residuals"]
+    assert bars[1]["y"] == [h["smallest_eigenvalue"]]
+    assert bars[2]["y"] == h["preconditioned_eigenvalues"]
+    gauge = fig_named(figs, "input_hessian.dat: stability")["data"][0]
+    assert gauge["type"] == "indicator"
+    assert gauge["value"] == pytest.approx(0.05 * 41.5)
+    assert gauge["gauge"]["threshold"]["value"] == pytest.approx(0.05 * 76.0)  # 2 + 2β at β = 0.9
+    dens = fig_named(figs, "spectral density")
+    assert dens["data"][0]["x"] == h["density"]["grid"] and dens["layout"]["yaxis"]["type"] == "log"
+    per = fig_named(figs, "per-layer")
+    assert per["data"][0]["y"] == ["conv1.weight", "fc.weight"] and per["data"][0]["x"] == [12.5, 33.0]
+
+
+def test_sharpness_table_and_figures(page):
+    text, figs = page["text"], figures_of(page["parsed"])
+    assert "gap (test − train) loss" in text
+    assert ">0.39<" in text and ">0.23<" in text  # 0.40 − 0.01 and 0.25 − 0.02
+    assert "ε-sharpness (Keskar)" in text and ">0.04 ± 0.004<" in text
+    rel = fig_named(figs, "input_sharpness.dat: measures side by side")
+    assert [t["name"] for t in rel["data"]] == ["adam/epoch_000.pt", "sgd/epoch_000.pt"]
+    lam_idx = rel["data"][0]["x"].index("λ_max")
+    assert rel["data"][0]["y"][lam_idx] == pytest.approx(1.0) and rel["data"][1]["y"][lam_idx] == pytest.approx(0.2)
+    eos = fig_named(figs, "input_sharpness_run.dat: sharpness against the stability threshold by epoch")
+    assert eos["data"][0]["name"] == "λ₁(P⁻¹H)"  # Adam: the preconditioned sharpness
+    assert eos["data"][0]["y"] == [500.0, 5000.0, 20000.0, 45000.0]
+    assert eos["data"][-1]["y"] == [38000.0] * 4
+
+
+def test_probe_figures(page):
+    text, figs = page["text"], figures_of(page["parsed"])
+    fs = fig_named(figs, "lr 0.1")
+    bars = [t for t in fs["data"] if t["type"] == "bar"]
+    assert [b["name"] for b in bars] == ["Adam step", "SGD step"]
+    assert bars[0]["y"] == [0.35, 0.7, 3.5]
+    curves = [t for t in fs["data"] if t["type"] == "scatter"]
+    assert curves[0]["y"] == pytest.approx([48.1, 48.1 * 0.9, 48.1 * 0.8])
+    assert "850× SGD" in text
+    by_lr = fig_named(figs, "loss after one step by learning rate")
+    assert by_lr["data"][0]["x"] == [0.1, 0.001]
+    tl = fig_named(figs, "timeline")
+    spike = next(t for t in tl["data"] if t.get("name") == "detected spike")
+    assert spike["x"] == [12] and spike["y"] == [3.0]
+    ratio = next(t for t in tl["data"] if t.get("name") == "ratio")
+    assert ratio["y"] == [0.8, 1.2, 0.9]
+    assert any(s.get("type") == "rect" and s["x0"] == 20 for s in tl["layout"]["shapes"])  # oscillation
+    assert "edge of stability: supported (ratio 1.2 at the spike, 0.8 before)" in text
+
+
+def test_run_folder_curves_and_edge_of_stability(page):
+    figs = figures_of(page["parsed"])
+    cur = fig_named(figs, "run_folder: training curves")
+    tr = next(t for t in cur["data"] if t["name"] == "train loss")
+    assert tr["y"] == pytest.approx([2.0 / (e + 1) for e in range(6)])
+    eos = fig_named(figs, "run_folder: λ_max against the stability threshold")
+    assert eos["data"][0]["y"] == [3.0, 9.0, 18.0, 21.0, 19.5, 20.5]
+    assert eos["data"][1]["name"] == "stability threshold"
+
+
+def test_real_run_folder(digits_run, tmp_path):
+    from landscape.train import read_log
+
+    out = write_html(str(digits_run), tmp_path / "run.html")
+    figs = figures_of(parse_page(out.read_text(encoding="utf-8")))
+    assert len(figs) == 1
+    log = read_log(digits_run / "log.csv")
+    test = next(t for t in figs[0]["data"] if t["name"] == "test loss")
+    assert test["y"] == pytest.approx([r["test_loss"] for r in log])
+    text = out.read_text(encoding="utf-8")
+    assert "model: " in text and "data: digits" in text  # provenance from the run's checkpoint
+
+
+def test_provenance_under_each_figure(page):
+    text = page["text"]
+    n_fig = len(figures_of(page["parsed"]))
+    assert text.count('<p class="prov">') >= n_fig
+    assert "checkpoint: runs/adam/epoch_010.pt · checkpoint_sha256: abababababababab… · model: cnn" in text
+    assert "seed: 7" in text and "landscape_version: 0.1.0" in text
+
+
+def test_malicious_names_are_escaped(tmp_path):
+    evil = '<img src=x onerror=alert(1)>&"\''
+    path = tmp_path / f"{evil}.json"
+    d = hessian_json()
+    d["per_layer"] = {"<b>layer</b>": 1.0}
+    d["stability"]["optimizer"] = "<script>alert(2)</script>"
+    path.write_text(json.dumps(d))
+    out = write_html([str(path)], tmp_path / "evil.html", title="</title><script>alert(3)</script>")
+    text = out.read_text(encoding="utf-8")
+    p = parse_page(text)
+    assert not [t for t, _ in p.tags if t in ("img", "b")]
+    assert "<img" not in text and "alert(3)</script>" not in text and "<script>alert" not in text
+    assert "&lt;img src=x onerror=alert(1)&gt;&amp;&quot;&#x27;.json" in text  # shown, escaped
+    n_scripts = sum(1 for t, _ in p.tags if t == "script")
+    assert n_scripts == len(figures_of(p)) + 3  # plotly.js, templates, render script
+    figs = figures_of(p)
+    # inside figures, plotly's pseudo-HTML is escaped too (shown literally, not interpreted)
+    assert "&lt;img src=x onerror=alert(1)&gt;" in title_of(figs[0])
+    per = fig_named(figs, "per-layer")
+    assert per["data"][0]["y"] == ["&lt;b&gt;layer&lt;/b&gt;"]
+
+
+def test_result_objects_and_dicts(tmp_path):
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class FakeResult:
+        eigenvalues: tuple
+        residuals: tuple
+
+        def to_json(self):
+            return {"eigenvalues": list(self.eigenvalues), "residuals": list(self.residuals), "trace": math.nan}
+
+    out = write_html(FakeResult((3.0, 1.0), (1e-4, 1e-4)), tmp_path / "obj.html")
+    figs = figures_of(parse_page(out.read_text(encoding="utf-8")))
+    assert figs[0]["data"][0]["y"] == [3.0, 1.0]
+    rep = build_report([hessian_json(), sharpness_json()], title="t")
+    assert [s.kind for s in rep.sections] == ["hessian", "sharpness"]
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "no such file"),
+    ('{"foo": 1}', "cannot tell what this result is"),
+    ("not json, not hdf5", "neither an HDF5 slice file nor a JSON result"),
+])
+def test_bad_inputs_are_one_line_errors(tmp_path, content, message):
+    path = tmp_path / "input.bin"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(LandscapeError, match=message):
+        build_report(str(path))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(LandscapeError, match="not a run folder"):
+        build_report(str(tmp_path / "empty"))
+
+
+def test_cli_report_and_png_skip(tmp_path, monkeypatch):
+    import sys
+
+    from landscape.cli import main
+
+    write_slice_1d(tmp_path / "s.h5")
+    (tmp_path / "h.json").write_text(json.dumps(hessian_json()))
+    monkeypatch.setitem(sys.modules, "kaleido", None)  # as if kaleido were not installed
+    res = CliRunner().invoke(main, ["report", str(tmp_path / "s.h5"), str(tmp_path / "h.json"),
+                                    "--out", str(tmp_path / "r.html"), "--title", "cli",
+                                    "--png-dir", str(tmp_path / "png")], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert "wrote" in res.output and "2 section(s)" in res.output
+    assert "skipping PNG export" in res.output and "kaleido" in res.output
+    assert (tmp_path / "r.html").stat().st_size > 1_000_000
+    res = CliRunner().invoke(main, ["report", str(tmp_path / "missing.h5"), "--out", str(tmp_path / "x.html")])
+    assert res.exit_code == 1 and "no such file" in res.output
