@@ -39,8 +39,8 @@ _NAME_NUMBER = re.compile(r"(epoch|ep|step|iter|it)[_\-]?(\d+)", re.IGNORECASE)
 class OptimizerState:
     """An optimizer's hyper-parameters and per-parameter buffers, keyed by parameter name.
 
-    ``type`` is one of sgd, adam, adamw, radam, nadam, adamax, rmsprop, adagrad, adadelta or
-    ``unknown``; ``hyper`` is the first param group without ``params``; ``groups`` all of them;
+    ``type`` is one of sgd, adam, adamw, radam, nadam, adamax, rmsprop, adagrad, adadelta,
+    adabound, amsbound or ``unknown``; ``hyper`` is the first param group without ``params``; ``groups`` all of them;
     ``group_of`` maps each parameter name to its group index.
     """
 
@@ -273,6 +273,8 @@ def infer_optimizer_type(raw: Mapping[str, Any]) -> Tuple[str, Tuple[str, ...]]:
         return "rmsprop", ()
     if "sum" in keys or "lr_decay" in g:
         return "adagrad", ()
+    if "final_lr" in g and "gamma" in g:  # AdaBound/AMSBound (Luo et al. 2019; landscape.optim)
+        return ("amsbound" if g.get("amsbound") else "adabound"), ()
     if "betas" in g or {"exp_avg", "exp_avg_sq"} <= keys:
         if "amsgrad" not in g:
             return "radam", ()

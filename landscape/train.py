@@ -25,6 +25,8 @@ from .errors import LandscapeError, SpecError
 from .losses import get_loss, mean_loss
 from .models import ModelSpec, model_from_spec
 from .objective import Objective
+from .optim import EpochScheduler, OptimizerConfig, ScheduleConfig, optimizer_type, switch_to_sgd
+from .optim import make_optimizer as _make_optimizer
 from .progress import progress
 
 LOG_COLUMNS = ("epoch", "step", "train_loss", "train_acc", "test_loss", "test_acc", "lr")
@@ -44,6 +46,24 @@ class TrainConfig:
     betas: Sequence[float] = (0.9, 0.999)
     eps: float = 1e-8
     weight_decay: float = 0.0
+    dampening: float = 0.0
+    alpha: float = 0.99                   # rmsprop
+    centered: bool = False                # rmsprop
+    rho: float = 0.9                      # adadelta
+    lr_decay: float = 0.0                 # adagrad
+    initial_accumulator_value: float = 0.0  # adagrad
+    final_lr: float = 0.1                 # adabound/amsbound
+    gamma: float = 1e-3                   # adabound/amsbound
+    scheduler: str = "none"               # none | plateau | step | cosine (landscape.optim.schedules)
+    plateau_metric: str = "test_acc"
+    plateau_mode: str = "max"
+    plateau_factor: float = 0.9
+    plateau_patience: int = 10
+    step_size: int = 30
+    step_gamma: float = 0.1
+    switch_to_sgd: Optional[int] = None   # after this epoch, continue with SGD (switch_lr, switch_momentum)
+    switch_lr: Optional[float] = None
+    switch_momentum: float = 0.0
     epochs: int = 10
     batch_size: int = 128
     save_every: int = 1
@@ -75,17 +95,27 @@ class TrainState:
 Hook = Callable[[TrainState], None]
 
 
+def optimizer_config(cfg: TrainConfig) -> OptimizerConfig:
+    """The optimizer part of a run's configuration (see :mod:`landscape.optim.factory`)."""
+    return OptimizerConfig(
+        name=cfg.optimizer.lower(), lr=cfg.lr, momentum=cfg.momentum, dampening=cfg.dampening,
+        nesterov=cfg.nesterov, betas=(float(cfg.betas[0]), float(cfg.betas[1])), eps=cfg.eps,
+        weight_decay=cfg.weight_decay, alpha=cfg.alpha, centered=cfg.centered, rho=cfg.rho,
+        lr_decay=cfg.lr_decay, initial_accumulator_value=cfg.initial_accumulator_value,
+        final_lr=cfg.final_lr, gamma=cfg.gamma)
+
+
 def make_optimizer(cfg: TrainConfig, params: Sequence[nn.Parameter]) -> torch.optim.Optimizer:
-    """The torch optimizer named by ``cfg.optimizer`` with the configured hyper-parameters."""
-    name = cfg.optimizer.lower()
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
-                               weight_decay=cfg.weight_decay)
-    if name in ("adam", "adamw", "amsgrad"):
-        cls = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
-        return cls(params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps,
-                   weight_decay=cfg.weight_decay, amsgrad=(name == "amsgrad"))
-    raise SpecError(f"unknown optimizer {cfg.optimizer!r}; choose sgd, adam, adamw or amsgrad")
+    """The optimizer named by ``cfg.optimizer`` with the configured hyper-parameters."""
+    return _make_optimizer(params, optimizer_config(cfg))
+
+
+def make_scheduler(cfg: TrainConfig, opt: torch.optim.Optimizer) -> EpochScheduler:
+    """The epoch-level learning-rate schedule named by ``cfg.scheduler``."""
+    return EpochScheduler(opt, ScheduleConfig(
+        name=cfg.scheduler, metric=cfg.plateau_metric, mode=cfg.plateau_mode, factor=cfg.plateau_factor,
+        patience=cfg.plateau_patience, step_size=cfg.step_size, step_gamma=cfg.step_gamma,
+        epochs=cfg.epochs))
 
 
 def save_checkpoint(path: Path, state: TrainState, model_spec: ModelSpec) -> None:
@@ -100,7 +130,7 @@ def save_checkpoint(path: Path, state: TrainState, model_spec: ModelSpec) -> Non
             "model": model_spec.to_json(),
             "data": cfg.data,
             "loss": cfg.loss,
-            "optimizer_type": cfg.optimizer.lower().replace("amsgrad", "adam"),
+            "optimizer_type": optimizer_type(state.optimizer),
             "batch_size": cfg.batch_size,
             "train": cfg.to_json(),
         },
@@ -121,7 +151,10 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, hooks: Sequence[Hook] = (),
     mspec = ModelSpec(cfg.model, ds.num_classes, tuple(ds.input_shape), cfg.width)
     device = torch.device(cfg.device)
     model = model_from_spec(mspec).to(device)
+    if cfg.switch_to_sgd is not None and cfg.switch_lr is None:
+        raise SpecError("--switch-to-sgd needs --switch-lr (the SGD learning rate after the switch)")
     opt = make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
+    scheduler = make_scheduler(cfg, opt)
     state = TrainState(model, opt, cfg)
     x_tr, y_tr = ds.x_train.to(device), ds.y_train.to(device)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -142,11 +175,11 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, hooks: Sequence[Hook] = (),
         for a in range(0, len(y_tr), cfg.batch_size):
             idx = perm[a:a + cfg.batch_size]
             xb, yb = x_tr[idx], y_tr[idx]
-            opt.zero_grad(set_to_none=True)
+            state.optimizer.zero_grad(set_to_none=True)
             logits = model(xb)
             loss = mean_loss(cfg.loss, logits, yb)
             loss.backward()
-            opt.step()
+            state.optimizer.step()
             state.step += 1
             loss_sum += loss.detach().double() * len(yb)
             correct += (logits.detach().argmax(-1) == yb).sum()
@@ -164,6 +197,11 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, hooks: Sequence[Hook] = (),
         _write_log(out / "log.csv", [row], append=True)
         if epoch % max(1, cfg.save_every) == 0 or epoch == cfg.epochs:
             save_checkpoint(out / f"epoch_{epoch:03d}.pt", state, mspec)
+        scheduler.epoch_end(row)
+        if cfg.switch_to_sgd is not None and epoch == cfg.switch_to_sgd:
+            state.optimizer = switch_to_sgd(state.optimizer, lr=float(cfg.switch_lr),
+                                            momentum=cfg.switch_momentum)
+            scheduler = make_scheduler(cfg, state.optimizer)
         if not math.isfinite(train_loss):
             bar.write(f"epoch {epoch}: training loss is {train_loss}; stopping")
             break

@@ -7,6 +7,7 @@ from typing import Optional
 import click
 
 from ..inspect import inspect_checkpoint
+from ..optim import FAMILIES, SCHEDULERS
 from ..results import write_json
 from ..train import TrainConfig, train
 from . import main
@@ -30,7 +31,8 @@ def inspect_cmd(checkpoint: str, json_path: Optional[str], **kwargs) -> None:
 @click.option("--model", required=True, help="Registry name, file.py:factory or pkg.module:factory.")
 @click.option("--data", default="digits", show_default=True)
 @click.option("--loss", type=click.Choice(["ce", "mse", "mse-sum", "mse-softmax"]), default="ce", show_default=True)
-@click.option("--optimizer", type=click.Choice(["sgd", "adam", "adamw", "amsgrad"]), default="sgd", show_default=True)
+@click.option("--optimizer", type=click.Choice(list(FAMILIES)), default="sgd", show_default=True,
+              help="Family (see README 'Optimizer families'); swats = Adam switching to SGD (Keskar & Socher 2017).")
 @click.option("--lr", type=float, default=0.1, show_default=True)
 @click.option("--momentum", type=float, default=0.0, show_default=True)
 @click.option("--nesterov", is_flag=True)
@@ -38,6 +40,25 @@ def inspect_cmd(checkpoint: str, json_path: Optional[str], **kwargs) -> None:
 @click.option("--beta2", type=float, default=0.999, show_default=True)
 @click.option("--eps", type=float, default=1e-8, show_default=True)
 @click.option("--weight-decay", type=float, default=0.0, show_default=True)
+@click.option("--dampening", type=float, default=0.0, show_default=True, help="SGD momentum dampening.")
+@click.option("--alpha", type=float, default=0.99, show_default=True, help="RMSprop smoothing constant.")
+@click.option("--centered", is_flag=True, help="RMSprop: centred (divide by the variance estimate).")
+@click.option("--rho", type=float, default=0.9, show_default=True, help="Adadelta decay.")
+@click.option("--lr-decay", type=float, default=0.0, show_default=True, help="Adagrad learning-rate decay.")
+@click.option("--initial-accumulator-value", type=float, default=0.0, show_default=True, help="Adagrad.")
+@click.option("--final-lr", type=float, default=0.1, show_default=True, help="AdaBound/AMSBound final (SGD-like) rate.")
+@click.option("--gamma", type=float, default=1e-3, show_default=True, help="AdaBound/AMSBound bound convergence speed.")
+@click.option("--scheduler", type=click.Choice(list(SCHEDULERS)), default="none", show_default=True)
+@click.option("--plateau-metric", type=click.Choice(["test_acc", "test_loss", "train_acc", "train_loss"]),
+              default="test_acc", show_default=True)
+@click.option("--plateau-mode", type=click.Choice(["max", "min"]), default="max", show_default=True)
+@click.option("--plateau-factor", type=float, default=0.9, show_default=True)
+@click.option("--plateau-patience", type=int, default=10, show_default=True)
+@click.option("--step-size", type=int, default=30, show_default=True, help="--scheduler step: epochs per decay.")
+@click.option("--step-gamma", type=float, default=0.1, show_default=True, help="--scheduler step: decay factor.")
+@click.option("--switch-to-sgd", type=int, default=None, help="After this epoch continue with SGD (needs --switch-lr).")
+@click.option("--switch-lr", type=float, default=None, help="SGD learning rate after --switch-to-sgd.")
+@click.option("--switch-momentum", type=float, default=0.0, show_default=True, help="SGD momentum after the switch.")
 @click.option("--epochs", type=int, default=10, show_default=True)
 @click.option("--batch-size", type=int, default=128, show_default=True)
 @click.option("--save-every", type=int, default=1, show_default=True, help="Keep a checkpoint every K epochs (and the last).")
@@ -46,11 +67,26 @@ def inspect_cmd(checkpoint: str, json_path: Optional[str], **kwargs) -> None:
 @click.option("--width", type=float, default=1.0, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--out", "out_dir", required=True, type=click.Path(), help="Run folder for epoch_XXX.pt and log.csv.")
-def train_cmd(out_dir: str, save_steps: str, beta1: float, beta2: float, **kwargs) -> None:
+@click.option("--save-around-spikes", is_flag=True,
+              help="Keep the last 2 epochs' checkpoints in memory and write them, and the next one, when the test loss spikes.")
+@click.option("--spike-threshold", type=float, default=5.0, show_default=True,
+              help="Spike rule of `landscape probe spikes`: robust deviations above the rolling median.")
+def train_cmd(out_dir: str, save_steps: str, beta1: float, beta2: float, save_around_spikes: bool,
+              spike_threshold: float, **kwargs) -> None:
     """Train a model and keep checkpoints and a log (for Adam-vs-SGD style studies)."""
     steps = _int_list(save_steps)
     cfg = TrainConfig(betas=(beta1, beta2), save_steps=steps, **kwargs)
-    history = train(cfg, out_dir)
+    saver = None
+    if save_around_spikes:
+        from ..probes.spikes import DetectorConfig, SpikeSaver
+
+        saver = SpikeSaver(out_dir, cfg=DetectorConfig(threshold=spike_threshold))
+    history = train(cfg, out_dir, epoch_hooks=[saver] if saver else [])
+    if saver is not None:
+        click.echo(f"spikes during training: {len(saver.spikes)}"
+                   + (f" (epochs {', '.join(str(s['epoch']) for s in saver.spikes)}; kept checkpoints of epochs "
+                      f"{', '.join(str(e) for e in sorted(saver.saved))}; see {out_dir}/spikes.json)"
+                      if saver.spikes else ""))
     last = history[-1] if history else {}
     click.echo(f"wrote {out_dir}/log.csv and {len(history) + 1} epoch checkpoints; "
                f"final train loss {last.get('train_loss', float('nan')):.4g}, "
