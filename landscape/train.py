@@ -90,6 +90,7 @@ class TrainState:
     step: int = 0
     last_loss: float = float("nan")
     history: List[Dict[str, float]] = field(default_factory=list)
+    model_spec: Optional[ModelSpec] = None
 
 
 Hook = Callable[[TrainState], None]
@@ -120,8 +121,13 @@ def make_scheduler(cfg: TrainConfig, opt: torch.optim.Optimizer) -> EpochSchedul
 
 def save_checkpoint(path: Path, state: TrainState, model_spec: ModelSpec) -> None:
     """Write weights, optimizer state and the spec landscape needs to reload without flags."""
+    write_payload(path, checkpoint_payload(state, model_spec))
+
+
+def checkpoint_payload(state: TrainState, model_spec: ModelSpec) -> dict:
+    """What a checkpoint holds (tensors are the live ones: clone before keeping it)."""
     cfg = state.config
-    payload = {
+    return {
         "model_state_dict": state.model.state_dict(),
         "optimizer_state_dict": state.optimizer.state_dict(),
         "epoch": state.epoch,
@@ -135,14 +141,20 @@ def save_checkpoint(path: Path, state: TrainState, model_spec: ModelSpec) -> Non
             "train": cfg.to_json(),
         },
     }
+
+
+def write_payload(path: Path, payload: dict) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(payload, tmp)
     tmp.replace(path)
 
 
 def train(cfg: TrainConfig, out_dir: str | Path, *, hooks: Sequence[Hook] = (),
-          dataset: Optional[Dataset] = None) -> List[Dict[str, float]]:
-    """Train as configured, writing checkpoints and ``log.csv`` into ``out_dir``; returns the log."""
+          epoch_hooks: Sequence[Hook] = (), dataset: Optional[Dataset] = None) -> List[Dict[str, float]]:
+    """Train as configured, writing checkpoints and ``log.csv`` into ``out_dir``; returns the log.
+
+    ``hooks`` run after every optimizer step; ``epoch_hooks`` after each epoch's log row and
+    checkpoint are written (e.g. :class:`landscape.probes.spikes.SpikeSaver`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ds = dataset or load_data(cfg.data)
@@ -155,7 +167,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, hooks: Sequence[Hook] = (),
         raise SpecError("--switch-to-sgd needs --switch-lr (the SGD learning rate after the switch)")
     opt = make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
     scheduler = make_scheduler(cfg, opt)
-    state = TrainState(model, opt, cfg)
+    state = TrainState(model, opt, cfg, model_spec=mspec)
     x_tr, y_tr = ds.x_train.to(device), ds.y_train.to(device)
     gen = torch.Generator().manual_seed(cfg.seed)
     save_steps = set(int(s) for s in cfg.save_steps)
@@ -197,6 +209,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, hooks: Sequence[Hook] = (),
         _write_log(out / "log.csv", [row], append=True)
         if epoch % max(1, cfg.save_every) == 0 or epoch == cfg.epochs:
             save_checkpoint(out / f"epoch_{epoch:03d}.pt", state, mspec)
+        for hook in epoch_hooks:
+            hook(state)
         scheduler.epoch_end(row)
         if cfg.switch_to_sgd is not None and epoch == cfg.switch_to_sgd:
             state.optimizer = switch_to_sgd(state.optimizer, lr=float(cfg.switch_lr),

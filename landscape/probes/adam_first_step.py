@@ -1,0 +1,373 @@
+"""Probe: what Adam's first update does at a high learning rate, next to SGD's, from the same start.
+
+With PyTorch's bias correction, after one step m̂₁ = g and v̂₁ = g², so Adam's first update is
+
+    Δθᵢ = −η · gᵢ / (|gᵢ| + ε) ≈ −η · sign(gᵢ)
+
+for every coordinate whose gradient is ≫ ε: coordinates with a tiny gradient move as far as the
+largest ones, and ‖Δ‖₂ ≤ η√d (≈ η√d_eff), while SGD (with or without heavy-ball momentum, whose
+buffer starts at g) moves by η·g. First-order decrease: Adam η‖g‖₁, SGD η‖g‖₂². Per layer the
+relative update is ≈ η / rms(W), which at η = 0.1 can exceed the weights themselves. Warm-up and
+rectification address exactly this (Liu et al. 2019, "On the Variance of the Adaptive Learning
+Rate and Beyond" (RAdam); Ma & Yarats 2019; Kalra & Barkeshli 2024).
+
+:func:`adam_first_step` takes the same initial weights and the same first mini-batch that
+``landscape train --seed S`` would use (same seeded permutation), runs real ``torch.optim.Adam``
+and ``torch.optim.SGD`` on private copies of the model in train mode (exactly as the trainer does),
+and measures, per learning rate: update norms against η√d and against the closed form above,
+per-layer ‖ΔW‖/‖W‖, the "amplified" coordinates (|g| < 1e-3·max|g| yet |Δ| > η/2), the
+evaluation-set loss before and after, dead ReLUs and BatchNorm input shifts
+(:mod:`~landscape.probes.activations`), the loss along each update direction (α ∈ [0, 1.5] of the
+step, with its first- and second-order model), the next ``steps`` steps of each optimizer, and
+η·λ_max at the initialisation (with the Adam step-1 preconditioned sharpness λ₁(P₁⁻¹H), P₁ =
+(1−β₁)(|g|+ε)); then a one-line verdict.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+from torch import nn
+
+from ..errors import LandscapeError
+from ..losses import mean_loss
+from ..objective import Evaluation, Objective
+from ..progress import progress
+from ..session import Session
+from ._curvature import TopEigen, stability_threshold, top_eigen
+from .activations import ActivationStats, activation_stats, bn_shift
+
+AMPLIFY_GRAD = 1e-3  # |g| below this fraction of max|g| counts as a "tiny" gradient
+AMPLIFY_MOVE = 0.5  # ... and a move above this fraction of η counts as "amplified"
+
+
+@dataclass(frozen=True)
+class FirstStepConfig:
+    """Hyper-parameters of the probe (defaults: PyTorch's Adam, batch 128, 20 follow-up steps)."""
+
+    lrs: Tuple[float, ...] = (0.1,)
+    batch_size: int = 128
+    steps: int = 20
+    betas: Tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    momentum: float = 0.0
+    seed: int = 0
+    alphas: Tuple[float, ...] = tuple(round(0.1 * i, 10) for i in range(16))
+    hessian: bool = True
+    tol: float = 1e-3
+
+    def to_json(self) -> dict:
+        return {"lrs": list(self.lrs), "batch_size": self.batch_size, "steps": self.steps,
+                "betas": list(self.betas), "eps": self.eps, "momentum": self.momentum,
+                "seed": self.seed, "alphas": list(self.alphas), "hessian": self.hessian, "tol": self.tol}
+
+
+@dataclass(frozen=True)
+class StepReport:
+    """One optimizer's first update from the shared start, and its next steps."""
+
+    optimizer: str
+    lr: float
+    update_norm: float
+    bound: Optional[float]
+    closed_form_error: float
+    loss_before: float
+    loss_after: float
+    acc_before: float
+    acc_after: float
+    per_layer: Tuple[dict, ...]
+    amplified_fraction: float
+    dead_relu_fraction: float
+    bn_shift: Tuple[dict, ...]
+    first_order_decrease: float
+    slice: dict
+    curve: dict
+    recovered: bool
+
+    def to_json(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class FirstStepRun:
+    lr: float
+    adam: StepReport
+    sgd: StepReport
+    norm_ratio: float
+    eta_lambda_max: Optional[float]
+    sgd_stability: Optional[dict]
+    adam_step1_preconditioned: Optional[dict]
+    verdict: str
+
+    def to_json(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class AdamFirstStepResult:
+    """Everything the probe measured (``runs``: one entry per learning rate)."""
+
+    n_params: int
+    config: FirstStepConfig
+    gradient: dict
+    dead_relu_fraction_init: float
+    relu_sites: int
+    bn_sites: int
+    lambda_max: Optional[dict]
+    adam_step1_preconditioned_sharpness: Optional[dict]
+    runs: Tuple[FirstStepRun, ...]
+    provenance: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+    def summary(self) -> str:
+        g = self.gradient
+        lines = [f"adam-first-step: {self.n_params:,} parameters, batch {self.config.batch_size}, "
+                 f"first-batch ‖g‖ = {g['norm']:.3g}, max|g| = {g['max_abs']:.3g}, "
+                 f"{g['tiny_fraction']:.1%} of |g| < 1e-3·max|g|"]
+        if self.lambda_max is not None:
+            lines.append(f"λ_max at init = {self.lambda_max['value']:.4g} (residual {self.lambda_max['residual']:.2g})")
+        for r in self.runs:
+            lines.append(f"lr {r.lr:g}: {r.verdict}")
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- mini-batches
+def first_batches(n: int, *, batch_size: int, steps: int, seed: int) -> List[torch.Tensor]:
+    """The index sets of the first ``steps`` mini-batches that ``landscape train --seed`` draws:
+    one ``torch.randperm`` per epoch from ``torch.Generator().manual_seed(seed)``."""
+    gen = torch.Generator().manual_seed(seed)
+    out: List[torch.Tensor] = []
+    while len(out) < steps:
+        perm = torch.randperm(n, generator=gen)
+        out.extend(perm[a:a + batch_size] for a in range(0, n, batch_size))
+    return out[:steps]
+
+
+# ------------------------------------------------------------ model helpers
+def _flat(obj: Objective, model: nn.Module, *, grads: bool = False) -> torch.Tensor:
+    named = dict(model.named_parameters())
+    if grads:
+        tensors = {n: named[n].grad for n in obj.space.names if named[n].grad is not None}
+        if not tensors:
+            return torch.zeros(obj.dim, dtype=obj.dtype, device=obj.device)
+    else:
+        tensors = {n: named[n].detach() for n in obj.space.names}
+    return obj.space.flatten(tensors).to(device=obj.device, dtype=obj.dtype)
+
+
+def _has_bn_buffers(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None
+               for m in model.modules())
+
+
+def _objective_for(obj: Objective, model: nn.Module) -> Objective:
+    """An Objective over ``obj``'s set for a trained copy: itself when BN buffers play no part,
+    else a new one that holds the copy's running statistics (``bn_mode="eval"``)."""
+    if obj.bn_mode == "train" or not _has_bn_buffers(model):
+        return obj
+    return Objective(model, obj.x, obj.y, loss=obj.loss_name, batch_size=obj.batch_size,
+                     bn_mode="eval", device=obj.device, dtype=obj.dtype, shard=obj.shard)
+
+
+def _evaluate(obj: Objective, model: nn.Module) -> Evaluation:
+    return _objective_for(obj, model).evaluate(_flat(obj, model))
+
+
+def _make_optimizer(name: str, params: Sequence[nn.Parameter], lr: float, cfg: FirstStepConfig) -> torch.optim.Optimizer:
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=cfg.betas, eps=cfg.eps)
+    return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum)
+
+
+@dataclass
+class _Trajectory:
+    grad: torch.Tensor
+    theta1: torch.Tensor
+    obj1: Objective
+    losses: List[float]
+    accs: List[float]
+    batch_losses: List[float]
+
+
+def _run_optimizer(session: Session, name: str, lr: float, batches: List[torch.Tensor],
+                   cfg: FirstStepConfig, start: Evaluation) -> _Trajectory:
+    """Real torch.optim steps on a private copy in train mode, as ``landscape train`` takes them."""
+    obj = session.train
+    model = copy.deepcopy(session.model).to(device=obj.device, dtype=obj.dtype)
+    model.train()
+    opt = _make_optimizer(name, [p for p in model.parameters() if p.requires_grad], lr, cfg)
+    losses, accs, batch_losses = [start.loss], [start.acc], []
+    grad = theta1 = obj1 = None
+    for t, idx in enumerate(batches):
+        xb, yb = obj.x[idx.to(obj.device)], obj.y[idx.to(obj.device)]
+        opt.zero_grad(set_to_none=True)
+        loss = mean_loss(obj.loss_name, model(xb), yb)
+        loss.backward()
+        if t == 0:
+            grad = _flat(obj, model, grads=True).clone()
+        opt.step()
+        batch_losses.append(float(loss.detach()))
+        if t == 0:
+            theta1 = _flat(obj, model).clone()
+            obj1 = _objective_for(obj, copy.deepcopy(model))
+        ev = _evaluate(obj, model)
+        losses.append(ev.loss)
+        accs.append(ev.acc)
+    return _Trajectory(grad, theta1, obj1, losses, accs, batch_losses)
+
+
+# ------------------------------------------------------------- measurements
+def per_layer_updates(obj: Objective, theta0: torch.Tensor, delta: torch.Tensor) -> Tuple[dict, ...]:
+    """‖ΔW‖, ‖W‖ and ‖ΔW‖/‖W‖ per parameter tensor (inf where ‖W‖ = 0, e.g. zero-init biases)."""
+    rows = []
+    for (name, sl), kind in zip(obj.space.blocks().items(), obj.space.kinds):
+        w, d = float(theta0[sl].norm()), float(delta[sl].norm())
+        rows.append({"name": name, "kind": kind, "numel": sl.stop - sl.start, "weight_norm": w,
+                     "update_norm": d, "relative": d / w if w > 0 else (0.0 if d == 0 else math.inf),
+                     "rms_weight": w / math.sqrt(max(1, sl.stop - sl.start))})
+    return tuple(rows)
+
+
+def amplified_fraction(grad: torch.Tensor, delta: torch.Tensor, lr: float) -> float:
+    """Fraction of coordinates with |g| < 1e-3·max|g| that nonetheless moved by more than η/2."""
+    tiny = grad.abs() < AMPLIFY_GRAD * grad.abs().max()
+    moved = delta.abs() > AMPLIFY_MOVE * lr
+    return float((tiny & moved).double().mean())
+
+
+def _along(obj: Objective, theta0: torch.Tensor, delta: torch.Tensor, alphas: Sequence[float],
+           full_grad: torch.Tensor) -> dict:
+    """Train loss at θ₀ + αΔ, and the second-order model L₀ + α gᵀΔ + ½α² ΔᵀHΔ."""
+    losses = [obj.loss(theta0 + a * delta) for a in alphas]
+    slope = float(full_grad @ delta)
+    curv = float(delta @ obj.hvp(delta, theta0))
+    nrm2 = float(delta @ delta)
+    return {"alpha": list(alphas), "loss": losses, "slope": slope, "curvature": curv,
+            "directional_curvature": curv / nrm2 if nrm2 > 0 else float("nan"),
+            "predicted_change": slope + 0.5 * curv, "actual_change": obj.loss(theta0 + delta) - losses[0]}
+
+
+def _step_report(session: Session, name: str, lr: float, traj: _Trajectory, theta0: torch.Tensor,
+                 start: Evaluation, stats0: ActivationStats, full_grad: torch.Tensor,
+                 cfg: FirstStepConfig) -> StepReport:
+    obj = session.train
+    delta = traj.theta1 - theta0
+    g = traj.grad
+    if name == "adam":
+        expected = -lr * g / (g.abs() + cfg.eps)
+        bound: Optional[float] = lr * math.sqrt(obj.dim)
+        first_order = lr * float(g.abs().sum())
+    else:
+        expected = -lr * g
+        bound = None
+        first_order = lr * float(g @ g)
+    stats1 = activation_stats(traj.obj1, traj.theta1)
+    return StepReport(
+        optimizer=name, lr=lr, update_norm=float(delta.norm()), bound=bound,
+        closed_form_error=float((delta - expected).abs().max()) / lr,
+        loss_before=start.loss, loss_after=traj.losses[1], acc_before=start.acc, acc_after=traj.accs[1],
+        per_layer=per_layer_updates(obj, theta0, delta),
+        amplified_fraction=amplified_fraction(g, delta, lr),
+        dead_relu_fraction=stats1.dead_relu_fraction,
+        bn_shift=tuple(bn_shift(stats0, stats1)),
+        first_order_decrease=first_order,
+        slice=_along(obj, theta0, delta, cfg.alphas, full_grad),
+        curve={"step": list(range(len(traj.losses))), "loss": traj.losses, "acc": traj.accs,
+               "batch_loss": [float("nan")] + traj.batch_losses},
+        recovered=_recovered(traj, start, obj),
+    )
+
+
+def _recovered(traj: _Trajectory, start: Evaluation, obj: Objective) -> bool:
+    """Trains again: after the steps the loss is below its starting value and the accuracy is at
+    least 5 points above both its starting value and the majority-class rate (a constant output
+    can lower an MSE loss without learning anything)."""
+    majority = float(torch.bincount(obj.y).max()) / obj.n
+    return bool(traj.losses[-1] < start.loss and traj.accs[-1] >= max(start.acc, majority) + 0.05)
+
+
+def _verdict(adam: StepReport, sgd: StepReport, ratio: float, eta_lam: Optional[float],
+             sgd_stab: Optional[dict], steps: int) -> str:
+    parts = [f"Adam step is {ratio:.3g}× SGD's (‖Δ‖ {adam.update_norm:.3g} vs {sgd.update_norm:.3g}; "
+             f"η√d = {adam.bound:.3g})",
+             f"{adam.amplified_fraction:.0%} of coordinates amplified",
+             f"loss {adam.loss_before:.3g} → {adam.loss_after:.3g} (SGD → {sgd.loss_after:.3g})"]
+    max_rel = max((r["relative"] for r in adam.per_layer if r["kind"] == "weight"), default=float("nan"))
+    parts.append(f"largest weight ‖ΔW‖/‖W‖ {max_rel:.3g}")
+    if not math.isnan(adam.dead_relu_fraction):
+        parts.append(f"dead ReLUs after Adam step {adam.dead_relu_fraction:.0%} (SGD {sgd.dead_relu_fraction:.0%})")
+    final_a, final_s = adam.curve["loss"][-1], sgd.curve["loss"][-1]
+    acc_a, acc_s = adam.curve["acc"][-1], sgd.curve["acc"][-1]
+    parts.append(("Adam recovers" if adam.recovered else "Adam does not recover")
+                 + f" in {steps} steps (loss {final_a:.3g}, acc {acc_a:.2f}; "
+                 + f"SGD {final_s:.3g}, acc {acc_s:.2f}{'' if sgd.recovered else ', not training either'})")
+    if eta_lam is not None and sgd_stab is not None:
+        parts.append(f"η·λ_max = {eta_lam:.3g} at init (SGD stable below {sgd_stab['threshold'] * sgd.lr:.3g})")
+    return "; ".join(parts)
+
+
+# ------------------------------------------------------------------- probe
+def adam_first_step(session: Session, cfg: FirstStepConfig) -> AdamFirstStepResult:
+    """Run the probe (see the module docstring) from ``session``'s weights and training set."""
+    if session.train is None:
+        raise LandscapeError("adam-first-step needs training data (--data)")
+    if not cfg.lrs:
+        raise LandscapeError("give at least one --lr")
+    if cfg.batch_size < 1 or cfg.steps < 1:
+        raise LandscapeError("--batch-size and --steps must be positive")
+    obj = session.train
+    theta0 = obj.theta0
+    batches = first_batches(obj.n, batch_size=cfg.batch_size, steps=cfg.steps, seed=cfg.seed)
+    bar = progress(3 + 2 * len(cfg.lrs), desc="adam-first-step")
+    start = obj.evaluate(theta0)
+    stats0 = activation_stats(obj, theta0)
+    full_grad = obj.grad(theta0)
+    bar.update(1)
+    lam: Optional[TopEigen] = top_eigen(obj, theta0, tol=cfg.tol, seed=cfg.seed) if cfg.hessian else None
+    bar.update(1)
+    runs, pre = [], None
+    first_grad = None
+    for lr in cfg.lrs:
+        if not lr > 0:
+            raise LandscapeError(f"--lr must be positive (got {lr})")
+        ta = _run_optimizer(session, "adam", lr, batches, cfg, start)
+        bar.update(1)
+        ts = _run_optimizer(session, "sgd", lr, batches, cfg, start)
+        bar.update(1)
+        first_grad = ta.grad
+        adam = _step_report(session, "adam", lr, ta, theta0, start, stats0, full_grad, cfg)
+        sgd = _step_report(session, "sgd", lr, ts, theta0, start, stats0, full_grad, cfg)
+        if cfg.hessian and pre is None:
+            p1 = (1 - cfg.betas[0]) * (first_grad.abs() + cfg.eps)
+            pre = top_eigen(obj, theta0, p_diag=p1, tol=cfg.tol, seed=cfg.seed)
+        eta_lam = lr * lam.value if lam is not None else None
+        sgd_stab = stability_threshold(None, optimizer="sgd", lr=lr, momentum=cfg.momentum)
+        sgd_stab = {**sgd_stab, "ratio": lam.value / sgd_stab["threshold"]} if lam is not None else None
+        adam_pre = None
+        if pre is not None:
+            thr = (2 + 2 * cfg.betas[0]) / ((1 - cfg.betas[0]) * lr)
+            adam_pre = {"sharpness": pre.value, "threshold": thr, "ratio": pre.value / thr}
+        ratio = adam.update_norm / sgd.update_norm if sgd.update_norm > 0 else math.inf
+        runs.append(FirstStepRun(lr, adam, sgd, ratio, eta_lam, sgd_stab, adam_pre,
+                                 _verdict(adam, sgd, ratio, eta_lam, sgd_stab, cfg.steps)))
+    bar.update(1)
+    bar.close()
+    g = first_grad
+    gmax = float(g.abs().max())
+    gradient = {"norm": float(g.norm()), "max_abs": gmax, "l1": float(g.abs().sum()),
+                "tiny_fraction": float((g.abs() < AMPLIFY_GRAD * gmax).double().mean()),
+                "below_eps_fraction": float((g.abs() < cfg.eps).double().mean()),
+                "full_set_norm": float(full_grad.norm())}
+    return AdamFirstStepResult(
+        n_params=obj.dim, config=cfg, gradient=gradient,
+        dead_relu_fraction_init=stats0.dead_relu_fraction, relu_sites=len(stats0.relu_sites),
+        bn_sites=len(stats0.bn_sites), lambda_max=lam.to_json() if lam is not None else None,
+        adam_step1_preconditioned_sharpness=pre.to_json() if pre is not None else None,
+        runs=tuple(runs), provenance={**session.provenance(), "bn_mode": obj.bn_mode},
+    )

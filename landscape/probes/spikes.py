@@ -1,0 +1,646 @@
+"""Probe: test-loss spikes and oscillation, and what the landscape looks like around them.
+
+Detection (causal, so the same rule runs inside training, :class:`SpikeSaver`): the test loss at
+epoch i is compared with the median of the previous ``window`` values; the robust deviation is
+1.4826·MAD of that window (floored at 1% of the median, so a perfectly flat curve does not make
+every wiggle infinite). A spike is a rise of more than ``threshold`` robust deviations *and* more
+than ``min_rise`` (relative) above the median; a non-finite loss after finite ones is a spike.
+Oscillation: runs of consecutive sign flips of the epoch-to-epoch change, each change at least
+``min_amplitude`` of the local level, with at least ``min_flips`` flips.
+
+At the checkpoints before, at and after each event it measures, through the Objective and the
+Hessian engine: λ_max and the stability ratio for the run's optimizer (SGD: 2/η, heavy ball
+(2+2β)/η, Adam: λ₁(P⁻¹H) against (2+2β₁)/((1−β₁)η) with P from the checkpoint's ``exp_avg_sq``;
+Cohen et al. 2021, "Gradient Descent on Neural Networks Typically Occurs at the Edge of
+Stability"; Cohen et al. 2022 for adaptive methods; Lewkowycz et al. 2020, catapult), the alignment
+|gᵀv₁|/‖g‖ of the gradient with the top eigenvector, the directional curvature gᵀHg/gᵀg (GD's
+loss rises in one step iff it exceeds 2/η), and train and test 1-D slices along the top eigenvector
+and along the step between consecutive checkpoints, with the offset between the train-loss and the
+test-loss minima along those lines. Each hypothesis in :data:`HYPOTHESES` turns those numbers into a
+:class:`Verdict`; more hypotheses register with :func:`hypothesis`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+
+from ..checkpoint import load_checkpoint, load_into
+from ..errors import LandscapeError
+from ..progress import progress
+from ..session import Session, open_session
+from ..train import TrainState, checkpoint_payload, read_log, write_payload
+from ._curvature import ADAM_FAMILY, adam_preconditioner, stability_threshold, top_eigen
+
+MAD_SCALE = 1.4826  # MAD → standard deviation for Gaussian noise
+_EPOCH_IN_NAME = re.compile(r"(?:epoch|ep)[_\-]?(\d+)", re.IGNORECASE)
+_CKPT_SUFFIXES = (".pt", ".pth", ".ckpt", ".tar", ".safetensors", ".bin")
+
+
+# ================================================================ detection
+@dataclass(frozen=True)
+class DetectorConfig:
+    threshold: float = 5.0
+    window: int = 8
+    min_history: int = 3
+    min_rise: float = 0.1
+    floor: float = 0.01
+    min_flips: int = 3
+    min_amplitude: float = 0.05
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Spike:
+    """A test-loss value far above the median of the values before it."""
+
+    epoch: float
+    index: int
+    test_loss: float
+    baseline: float
+    scale: float
+    score: float
+
+    def to_json(self) -> dict:
+        return {"epoch": self.epoch, "test_loss": self.test_loss, "baseline": self.baseline,
+                "score": self.score, "scale": self.scale, "index": self.index}
+
+
+def spike_score(values: Sequence[float], i: int, *, cfg: DetectorConfig = DetectorConfig()) -> Tuple[float, float, float]:
+    """``(baseline, scale, score)`` of ``values[i]`` against the ``cfg.window`` finite values before it
+    (NaN score when fewer than ``cfg.min_history`` are available; inf for a non-finite value)."""
+    past = [v for v in values[max(0, i - cfg.window):i] if math.isfinite(v)]
+    if len(past) < cfg.min_history:
+        return float("nan"), float("nan"), float("nan")
+    t = torch.tensor(past, dtype=torch.float64)
+    base = float(t.median()) if len(past) % 2 else float(t.quantile(0.5))
+    mad = float((t - base).abs().quantile(0.5))
+    scale = max(MAD_SCALE * mad, cfg.floor * abs(base), 1e-12)
+    x = values[i]
+    if not math.isfinite(x):
+        return base, scale, math.inf
+    return base, scale, (x - base) / scale
+
+
+def is_spike(values: Sequence[float], i: int, *, cfg: DetectorConfig = DetectorConfig()) -> Optional[Tuple[float, float, float]]:
+    """The ``(baseline, scale, score)`` of a spike at ``i``, or None."""
+    base, scale, score = spike_score(values, i, cfg=cfg)
+    if not score > cfg.threshold:  # NaN-safe
+        return None
+    x = values[i]
+    if math.isfinite(x) and not (x - base) > cfg.min_rise * abs(base):
+        return None
+    return base, scale, score
+
+
+def detect_spikes(epochs: Sequence[float], values: Sequence[float], *,
+                  cfg: DetectorConfig = DetectorConfig()) -> Tuple[Spike, ...]:
+    """Every spike of a test-loss curve (see the module docstring for the rule)."""
+    out = []
+    for i in range(len(values)):
+        hit = is_spike(values, i, cfg=cfg)
+        if hit is not None:
+            out.append(Spike(epochs[i], i, float(values[i]), *hit))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Oscillation:
+    """Segments where the test loss alternates up and down by more than ``min_amplitude``."""
+
+    segments: Tuple[dict, ...]
+    flip_fraction: float
+
+    def to_json(self) -> dict:
+        return {"segments": list(self.segments), "flip_fraction": self.flip_fraction,
+                "oscillating": bool(self.segments)}
+
+
+def detect_oscillation(epochs: Sequence[float], values: Sequence[float], *,
+                       cfg: DetectorConfig = DetectorConfig()) -> Oscillation:
+    """Runs of ≥ ``cfg.min_flips`` consecutive significant sign flips of the epoch-to-epoch change;
+    ``flip_fraction`` = significant flips / adjacent pairs of changes over the whole curve."""
+    x = [float(v) for v in values]
+    diffs = [x[j + 1] - x[j] for j in range(len(x) - 1)]
+    sig = []
+    for j, d in enumerate(diffs):
+        lo, hi = max(0, j - 2), min(len(x), j + 4)
+        level = sorted(abs(v) for v in x[lo:hi] if math.isfinite(v))
+        ref = level[len(level) // 2] if level else 0.0
+        sig.append(math.isfinite(d) and abs(d) >= cfg.min_amplitude * max(ref, 1e-12))
+    flips = [sig[j] and sig[j + 1] and diffs[j] * diffs[j + 1] < 0 for j in range(len(diffs) - 1)]
+    segments, j = [], 0
+    while j < len(flips):
+        if not flips[j]:
+            j += 1
+            continue
+        k = j
+        while k + 1 < len(flips) and flips[k + 1]:
+            k += 1
+        n = k - j + 1
+        if n >= cfg.min_flips:
+            amps = [abs(diffs[m]) / max(abs(x[m]), 1e-12) for m in range(j, k + 2)]
+            seg = x[j:k + 3]
+            peak = j + max(range(len(seg)), key=lambda m: seg[m])
+            segments.append({"start_epoch": epochs[j], "end_epoch": epochs[k + 2], "flips": n,
+                             "relative_amplitude": sorted(amps)[len(amps) // 2],
+                             "peak_epoch": epochs[peak], "peak_index": peak})
+        j = k + 1
+    frac = sum(flips) / len(flips) if flips else 0.0
+    return Oscillation(tuple(segments), float(frac))
+
+
+# ============================================================ training hook
+def _cpu_clone(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: _cpu_clone(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_cpu_clone(v) for v in obj)
+    return copy.deepcopy(obj)
+
+
+class SpikeSaver:
+    """Epoch hook for :func:`landscape.train.train` (``landscape train --save-around-spikes``).
+
+    Keeps the last ``keep`` epochs' checkpoints in (CPU) memory; when the test loss of the epoch
+    just finished is a spike by :func:`is_spike`, writes them and the current one as
+    ``epoch_XXX.pt`` (files already there are kept), then the next ``after`` epochs too, and
+    appends the spike to ``spikes.json``. Memory: ``keep + 1`` copies of weights + optimizer state.
+    """
+
+    def __init__(self, out_dir: str | Path, *, keep: int = 2, after: int = 1,
+                 cfg: DetectorConfig = DetectorConfig()) -> None:
+        self.out = Path(out_dir)
+        self.keep = int(keep)
+        self.after = int(after)
+        self.cfg = cfg
+        self.window: List[Tuple[int, dict]] = []
+        self.pending = 0
+        self.spikes: List[dict] = []
+        self.saved: List[int] = []
+
+    def __call__(self, state: TrainState) -> None:
+        if state.model_spec is None:
+            raise LandscapeError("SpikeSaver needs TrainState.model_spec (set by landscape.train.train)")
+        payload = _cpu_clone(checkpoint_payload(state, state.model_spec))
+        self.window.append((state.epoch, payload))
+        if self.pending > 0:
+            self._write(state.epoch, payload)
+            self.pending -= 1
+        values = [float(r["test_loss"]) for r in state.history]
+        hit = is_spike(values, len(values) - 1, cfg=self.cfg) if values else None
+        if hit is not None:
+            base, _, score = hit
+            self.spikes.append({"epoch": state.epoch, "test_loss": values[-1], "baseline": base, "score": score})
+            for epoch, p in self.window:
+                self._write(epoch, p)
+            self.pending = self.after
+            (self.out / "spikes.json").write_text(json.dumps(
+                [{k: (v if math.isfinite(v) else str(v)) if isinstance(v, float) else v for k, v in s.items()}
+                 for s in self.spikes], indent=2) + "\n")
+        self.window = self.window[-self.keep:] if self.keep > 0 else []
+
+    def _write(self, epoch: int, payload: dict) -> None:
+        path = self.out / f"epoch_{epoch:03d}.pt"
+        if not path.exists():
+            write_payload(path, payload)
+            self.saved.append(epoch)
+
+
+# ======================================================= checkpoint probing
+def find_checkpoints(run_dir: str | Path) -> Dict[int, Path]:
+    """``{epoch: path}`` for the checkpoint files of a run folder; the epoch comes from the file
+    name (``epoch_012.pt``, ``ep12``) or, failing that, from the checkpoint itself (files named by
+    step only, like ``step_000500.pt``, are skipped)."""
+    root = Path(run_dir)
+    if not root.is_dir():
+        raise LandscapeError(f"run folder not found: {root}")
+    found: Dict[int, Path] = {}
+    for p in sorted(root.iterdir()):
+        if not p.is_file() or not p.name.lower().endswith(_CKPT_SUFFIXES):
+            continue
+        m = _EPOCH_IN_NAME.search(p.stem)
+        if m:
+            found.setdefault(int(m.group(1)), p)
+        elif "step" not in p.name.lower() and "iter" not in p.name.lower():
+            try:
+                ep = load_checkpoint(p).epoch
+            except Exception:  # not a checkpoint after all
+                continue
+            if ep is not None:
+                found.setdefault(int(ep), p)
+    return dict(sorted(found.items()))
+
+
+def _line_minimum(alphas: Sequence[float], losses: Sequence[float]) -> float:
+    """α of the smallest loss on the grid, refined by a parabola through its neighbours."""
+    finite = [(a, v) for a, v in zip(alphas, losses) if math.isfinite(v)]
+    if not finite:
+        return float("nan")
+    i = min(range(len(losses)), key=lambda k: losses[k] if math.isfinite(losses[k]) else math.inf)
+    if 0 < i < len(losses) - 1 and all(math.isfinite(losses[k]) for k in (i - 1, i, i + 1)):
+        a0, a1, a2 = alphas[i - 1], alphas[i], alphas[i + 1]
+        f0, f1, f2 = losses[i - 1], losses[i], losses[i + 1]
+        den = (a0 - a1) * (a0 - a2) * (a1 - a2)
+        A = (a2 * (f1 - f0) + a1 * (f0 - f2) + a0 * (f2 - f1)) / den if den else 0.0
+        B = (a2 * a2 * (f0 - f1) + a1 * a1 * (f2 - f0) + a0 * a0 * (f1 - f2)) / den if den else 0.0
+        if A > 0:
+            return float(min(max(-B / (2 * A), a0), a2))
+    return float(alphas[i])
+
+
+def line_slice(session: Session, origin: torch.Tensor, direction: torch.Tensor,
+               alphas: Sequence[float]) -> dict:
+    """Train and test loss at ``origin + α·direction``, their minima and the offset between them.
+
+    ``test_excess_at_train_min``: test loss at the grid point nearest the train minimum minus the
+    smallest test loss on the line (how much worse the test loss is where the train loss is best).
+    """
+    train = [session.train.loss(origin + a * direction) for a in alphas]
+    test = [session.test.loss(origin + a * direction) for a in alphas]
+    a_tr, a_te = _line_minimum(alphas, train), _line_minimum(alphas, test)
+    near = min(range(len(alphas)), key=lambda k: abs(alphas[k] - a_tr)) if math.isfinite(a_tr) else None
+    finite_test = [v for v in test if math.isfinite(v)]
+    excess = (test[near] - min(finite_test)) if near is not None and finite_test else float("nan")
+    return {"alpha": list(alphas), "train_loss": train, "test_loss": test, "train_min_alpha": a_tr,
+            "test_min_alpha": a_te, "offset": a_te - a_tr, "test_excess_at_train_min": excess,
+            "direction_norm": float(direction.norm())}
+
+
+@dataclass(frozen=True)
+class CheckpointProbe:
+    """Measurements at one checkpoint near an event (``role``: before / at / after)."""
+
+    epoch: int
+    role: str
+    event_epoch: float
+    path: str
+    optimizer: Optional[str]
+    lr: Optional[float]
+    lr_source: str
+    train_loss: float
+    train_acc: float
+    test_loss: float
+    test_acc: float
+    lambda_max: Optional[float]
+    lambda_max_info: Optional[dict]
+    threshold: Optional[float]
+    ratio: Optional[float]
+    eta_lambda_max: Optional[float]
+    preconditioned_sharpness: Optional[float]
+    preconditioned_threshold: Optional[float]
+    preconditioned_ratio: Optional[float]
+    grad_norm: float
+    grad_alignment: Optional[float]
+    directional_curvature: float
+    eta_directional_curvature: Optional[float]
+    step: Optional[dict]
+    eigen_slice: Optional[dict]
+
+    def to_json(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One hypothesis at one event: ``status`` is supported / not supported / inconclusive /
+    not measured; ``numbers`` are the measurements behind it."""
+
+    hypothesis: str
+    event_epoch: float
+    status: str
+    summary: str
+    numbers: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"hypothesis": self.hypothesis, "event_epoch": self.event_epoch, "status": self.status,
+                "summary": self.summary, "verdict": f"{self.status} — {self.summary}", "numbers": self.numbers}
+
+
+@dataclass(frozen=True)
+class EventContext:
+    """What a hypothesis sees: the event, the probes by role, the log, the run folder and the
+    session options (so a hypothesis can load checkpoints and measure more, e.g. recompute BN)."""
+
+    epoch: float
+    kind: str
+    probes: Dict[str, CheckpointProbe]
+    log: Tuple[dict, ...]
+    run_dir: Path
+    checkpoints: Dict[int, Path]
+    session_kwargs: dict
+
+
+Hypothesis = Callable[[EventContext], Verdict]
+HYPOTHESES: Dict[str, Hypothesis] = {}
+
+
+def hypothesis(name: str) -> Callable[[Hypothesis], Hypothesis]:
+    """Register a hypothesis test (``fn(EventContext) -> Verdict``) under ``name``."""
+    def deco(fn: Hypothesis) -> Hypothesis:
+        HYPOTHESES[name] = fn
+        return fn
+    return deco
+
+
+def _fmt(x: Optional[float]) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3g}"
+
+
+@hypothesis("stability_threshold")
+def _stability(ctx: EventContext) -> Verdict:
+    """Edge of stability / catapult: the run's sharpness (H for SGD, P⁻¹H for Adam) reaches its
+    stability threshold at the checkpoint before or at the event."""
+    name = "stability_threshold"
+    rows = {r: p for r, p in ctx.probes.items() if r in ("before", "at", "after")}
+    ratios = {r: (p.preconditioned_ratio if p.optimizer in ADAM_FAMILY else p.ratio) for r, p in rows.items()}
+    which = "λ₁(P⁻¹H)/(38/η-type threshold)" if any(p.optimizer in ADAM_FAMILY for p in rows.values()) else "λ_max/threshold"
+    pre = [ratios.get(r) for r in ("before", "at") if ratios.get(r) is not None]
+    if not pre:
+        return Verdict(name, ctx.epoch, "not measured", "no sharpness at the checkpoints before/at the event "
+                       "(no learning rate or optimizer state known)", {"ratio": ratios})
+    peak = max(pre)
+    status = "supported" if peak >= 1.0 else ("inconclusive" if peak >= 0.5 else "not supported")
+    text = ", ".join(f"{r} {_fmt(v)}" for r, v in ratios.items())
+    return Verdict(name, ctx.epoch, status, f"{which}: {text} (≥ 1 means past the stability threshold)",
+                   {"ratio": ratios, "peak_before_or_at": peak})
+
+
+@hypothesis("directional_curvature")
+def _directional(ctx: EventContext) -> Verdict:
+    """GD's loss rises in one step along −g iff η·gᵀHg/gᵀg > 2 (REFERENCES.md)."""
+    name = "directional_curvature"
+    vals = {r: p.eta_directional_curvature for r, p in ctx.probes.items()}
+    pre = [vals.get(r) for r in ("before", "at") if vals.get(r) is not None]
+    if not pre:
+        return Verdict(name, ctx.epoch, "not measured", "no learning rate known", {"eta_gHg_over_gg": vals})
+    peak = max(pre)
+    status = "supported" if peak > 2.0 else ("inconclusive" if peak > 1.0 else "not supported")
+    align = {r: p.grad_alignment for r, p in ctx.probes.items()}
+    text = ", ".join(f"{r} {_fmt(v)}" for r, v in vals.items())
+    return Verdict(name, ctx.epoch, status,
+                   f"η·gᵀHg/gᵀg: {text} (> 2: a full-batch gradient step raises the loss); gradient alignment "
+                   f"with v₁: " + ", ".join(f"{r} {_fmt(v)}" for r, v in align.items()),
+                   {"eta_gHg_over_gg": vals, "grad_alignment": align})
+
+
+@hypothesis("train_test_shift")
+def _shift(ctx: EventContext) -> Verdict:
+    """Train and test landscapes shifted against each other: along the step into the event the
+    train loss barely changes (or falls) while the test loss rises, and the two minima along that
+    line (or along v₁) sit apart."""
+    name = "train_test_shift"
+    at = ctx.probes.get("at")
+    if at is None or at.step is None:
+        return Verdict(name, ctx.epoch, "not measured", "no checkpoint at the event with one before it", {})
+    s = at.step
+    alphas = s["alpha"]
+    i0 = min(range(len(alphas)), key=lambda k: abs(alphas[k]))
+    i1 = min(range(len(alphas)), key=lambda k: abs(alphas[k] - 1))
+    tr0, tr1, te0, te1 = s["train_loss"][i0], s["train_loss"][i1], s["test_loss"][i0], s["test_loss"][i1]
+    d_tr = (tr1 - tr0) / max(abs(tr0), 1e-12)
+    d_te = (te1 - te0) / max(abs(te0), 1e-12)
+    eig = at.eigen_slice or {}
+    numbers = {"train_change": d_tr, "test_change": d_te, "step_offset": s["offset"],
+               "step_test_excess_at_train_min": s["test_excess_at_train_min"],
+               "eigen_offset": eig.get("offset"), "eigen_test_excess_at_train_min": eig.get("test_excess_at_train_min")}
+    rises = d_te > 0.1 and d_te > 2 * max(d_tr, 0.0)
+    apart = abs(s["offset"]) >= 0.25 if math.isfinite(s["offset"]) else False
+    status = "supported" if rises and apart else ("inconclusive" if rises or apart else "not supported")
+    return Verdict(name, ctx.epoch, status,
+                   f"along the step into the event train loss {d_tr:+.1%}, test loss {d_te:+.1%}; "
+                   f"minima along the step: train α={_fmt(s['train_min_alpha'])}, test α={_fmt(s['test_min_alpha'])} "
+                   f"(offset {_fmt(s['offset'])} steps); along v₁ offset {_fmt(eig.get('offset'))}",
+                   numbers)
+
+
+@dataclass(frozen=True)
+class SpikeProbeConfig:
+    detector: DetectorConfig = DetectorConfig()
+    lr: Optional[float] = None
+    at: Tuple[int, ...] = ()
+    max_events: int = 3
+    points: int = 21
+    tol: float = 1e-3
+    seed: int = 0
+    hessian: bool = True
+
+    def to_json(self) -> dict:
+        return {"detector": self.detector.to_json(), "lr": self.lr, "at": list(self.at),
+                "max_events": self.max_events, "points": self.points, "tol": self.tol, "seed": self.seed,
+                "hessian": self.hessian}
+
+
+@dataclass(frozen=True)
+class SpikeReport:
+    run_dir: str
+    log: str
+    n_epochs: int
+    spikes: Tuple[Spike, ...]
+    oscillation: Oscillation
+    log: dict
+    events: Tuple[dict, ...]
+    checkpoints: Tuple[CheckpointProbe, ...]
+    verdicts: Tuple[Verdict, ...]
+    config: SpikeProbeConfig
+    notes: Tuple[str, ...] = ()
+    provenance: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        out["spikes"] = [s.to_json() for s in self.spikes]
+        return out
+
+    def summary(self) -> str:
+        lines = [f"spikes: {len(self.spikes)} test-loss spike(s) in {self.n_epochs} logged epochs"
+                 + (f" at epoch(s) {', '.join(_fmt(s.epoch) for s in self.spikes)}" if self.spikes else "")]
+        for s in self.spikes:
+            lines.append(f"  epoch {_fmt(s.epoch)}: test loss {s.test_loss:.4g} vs median {s.baseline:.4g} "
+                         f"({_fmt(s.score)} robust deviations)")
+        segs = self.oscillation.segments
+        lines.append(f"oscillation: {len(segs)} segment(s)" + "".join(
+            f"; epochs {_fmt(g['start_epoch'])}–{_fmt(g['end_epoch'])} ({g['flips']} flips, "
+            f"±{g['relative_amplitude']:.0%})" for g in segs))
+        for c in self.checkpoints:
+            pre = (f", λ₁(P⁻¹H) {_fmt(c.preconditioned_sharpness)} ratio {_fmt(c.preconditioned_ratio)}"
+                   if c.preconditioned_sharpness is not None else "")
+            lines.append(f"  epoch {c.epoch} ({c.role} {_fmt(c.event_epoch)}): train {c.train_loss:.4g}, test "
+                         f"{c.test_loss:.4g}, λ_max {_fmt(c.lambda_max)} ratio {_fmt(c.ratio)}{pre}, "
+                         f"align {_fmt(c.grad_alignment)}, gᵀHg/gᵀg {_fmt(c.directional_curvature)}")
+        for v in self.verdicts:
+            lines.append(f"[{v.status}] {v.hypothesis} @ epoch {_fmt(v.event_epoch)}: {v.summary}")
+        lines.extend(f"note: {n}" for n in self.notes)
+        return "\n".join(lines)
+
+
+def _theta_of(path: Path, session: Session, trust: bool) -> torch.Tensor:
+    ck = load_checkpoint(path, trust=trust)
+    model = copy.deepcopy(ck.module) if ck.module is not None else copy.deepcopy(session.model)
+    if ck.module is None:
+        load_into(model, ck.state_dict, where=str(path))
+    named = dict(model.named_parameters())
+    obj = session.train
+    return obj.space.flatten({n: named[n].detach() for n in obj.space.names}).to(obj.theta0)
+
+
+def _lr_for(epoch: int, session: Session, log: Sequence[dict], override: Optional[float]) -> Tuple[Optional[float], str]:
+    if override is not None:
+        return override, "--lr"
+    if session.optimizer is not None and session.optimizer.lr is not None:
+        return session.optimizer.lr, "checkpoint"
+    for row in log:
+        if row.get("epoch") == epoch and isinstance(row.get("lr"), float) and math.isfinite(row["lr"]):
+            return row["lr"], "log"
+    return None, "unknown"
+
+
+def probe_checkpoint(path: Path, epoch: int, role: str, event_epoch: float, *, prev: Optional[Path],
+                     log: Sequence[dict], cfg: SpikeProbeConfig, session_kwargs: dict) -> CheckpointProbe:
+    """Every measurement of :class:`CheckpointProbe` at one checkpoint."""
+    s = open_session(str(path), **session_kwargs)
+    if s.train is None or s.test is None:
+        raise LandscapeError("the spike probe needs train and test data (--data)")
+    obj, theta = s.train, s.train.theta0
+    ev_tr, ev_te = obj.evaluate(), s.test.evaluate()
+    lr, lr_source = _lr_for(epoch, s, log, cfg.lr)
+    opt_type = s.optimizer.type if s.optimizer is not None else None
+    g = obj.grad(theta)
+    gg = float(g @ g)
+    dirc = float(g @ obj.hvp(g, theta)) / gg if gg > 0 else float("nan")
+    lam = top_eigen(obj, theta, tol=cfg.tol, seed=cfg.seed) if cfg.hessian else None
+    thr = ratio = pre_val = pre_thr = pre_ratio = None
+    if lam is not None and lr is not None:
+        st = stability_threshold(s.optimizer, optimizer=opt_type or "sgd", lr=lr)
+        if st["on"] == "H":
+            thr, ratio = st["threshold"], lam.value / st["threshold"]
+        else:
+            thr, ratio = 2.0 / lr, lam.value * lr / 2.0  # GD's threshold, for reference
+            p = adam_preconditioner(s.optimizer, obj.space, like=theta)
+            if p is not None:
+                pre = top_eigen(obj, theta, p_diag=p, tol=cfg.tol, seed=cfg.seed)
+                pre_val, pre_thr = pre.value, st["threshold"]
+                pre_ratio = pre_val / pre_thr
+    align = abs(float(g @ lam.vector.to(g))) / math.sqrt(gg) if lam is not None and gg > 0 else None
+    alphas_step = [(-0.5 + 2.0 * k / (cfg.points - 1)) for k in range(cfg.points)]
+    alphas_eig = [(-1.0 + 2.0 * k / (cfg.points - 1)) for k in range(cfg.points)]
+    step = None
+    scale = 0.05 * float(theta.norm())
+    if prev is not None:
+        theta_prev = _theta_of(prev, s, session_kwargs.get("trust", False))
+        d = theta - theta_prev
+        if float(d.norm()) > 0:
+            step = line_slice(s, theta_prev, d, alphas_step)
+            dd = float(d @ d)
+            step.update({"from_epoch": _epoch_of(prev), "norm": math.sqrt(dd),
+                         "directional_curvature": float(d @ obj.hvp(d, theta)) / dd})
+            scale = math.sqrt(dd)
+    eig = line_slice(s, theta, scale * lam.vector.to(theta), alphas_eig) if lam is not None else None
+    if eig is not None:
+        eig["unit"] = "step norm" if step is not None else "0.05·‖θ‖"
+    return CheckpointProbe(
+        epoch=epoch, role=role, event_epoch=event_epoch, path=str(path), optimizer=opt_type, lr=lr,
+        lr_source=lr_source, train_loss=ev_tr.loss, train_acc=ev_tr.acc, test_loss=ev_te.loss,
+        test_acc=ev_te.acc, lambda_max=lam.value if lam is not None else None,
+        lambda_max_info=lam.to_json() if lam is not None else None, threshold=thr, ratio=ratio,
+        eta_lambda_max=lam.value * lr if lam is not None and lr is not None else None,
+        preconditioned_sharpness=pre_val, preconditioned_threshold=pre_thr, preconditioned_ratio=pre_ratio,
+        grad_norm=math.sqrt(gg), grad_alignment=align, directional_curvature=dirc,
+        eta_directional_curvature=dirc * lr if lr is not None else None, step=step, eigen_slice=eig)
+
+
+def _epoch_of(path: Path) -> Optional[int]:
+    m = _EPOCH_IN_NAME.search(path.stem)
+    return int(m.group(1)) if m else None
+
+
+def _events(spikes: Sequence[Spike], osc: Oscillation, at: Sequence[int], max_events: int) -> List[dict]:
+    events = [{"epoch": float(e), "kind": "requested"} for e in at]
+    events += [{"epoch": s.epoch, "kind": "spike", "score": s.score} for s in
+               sorted(spikes, key=lambda s: -s.score if math.isfinite(s.score) else -1e300)]
+    events += [{"epoch": g["peak_epoch"], "kind": "oscillation"} for g in osc.segments]
+    seen, out = set(), []
+    for e in events:
+        if e["epoch"] not in seen:
+            seen.add(e["epoch"])
+            out.append(e)
+    return out[:max(max_events, len(at))]
+
+
+def _roles(epoch: float, available: Sequence[int]) -> Dict[str, int]:
+    roles: Dict[str, int] = {}
+    before = [e for e in available if e < epoch]
+    after = [e for e in available if e > epoch]
+    if before:
+        roles["before"] = before[-1]
+    if int(epoch) == epoch and int(epoch) in available:
+        roles["at"] = int(epoch)
+    if after:
+        roles["after"] = after[0]
+    return roles
+
+
+def probe_spikes(run_dir: str | Path, *, log_path: Optional[str | Path] = None,
+                 cfg: SpikeProbeConfig = SpikeProbeConfig(), session_kwargs: Optional[dict] = None) -> SpikeReport:
+    """Detect spikes and oscillation in the run's log, probe the checkpoints around them, and
+    judge every registered hypothesis at every event (see the module docstring)."""
+    root = Path(run_dir)
+    log_file = Path(log_path) if log_path else root / "log.csv"
+    log = tuple(read_log(log_file))
+    if not log or "test_loss" not in log[0]:
+        raise LandscapeError(f"{log_file} has no test_loss column (columns: epoch, train_loss, test_loss[, lr])")
+    epochs = [float(r.get("epoch", i)) for i, r in enumerate(log)]
+    values = [float(r["test_loss"]) if isinstance(r["test_loss"], float) else float("nan") for r in log]
+    spikes = detect_spikes(epochs, values, cfg=cfg.detector)
+    osc = detect_oscillation(epochs, values, cfg=cfg.detector)
+    ckpts = find_checkpoints(root)
+    kwargs = dict(session_kwargs or {})
+    events = _events(spikes, osc, cfg.at, cfg.max_events)
+    notes: List[str] = []
+    if not ckpts and events:
+        notes.append(f"no checkpoints with an epoch in {root}; only the log was analysed")
+    plan: List[Tuple[dict, str, int]] = []
+    for ev in events:
+        roles = _roles(ev["epoch"], list(ckpts))
+        ev["checkpoints"] = roles
+        if "at" not in roles and ckpts:
+            notes.append(f"no checkpoint at epoch {_fmt(ev['epoch'])} (train with --save-around-spikes to keep one)")
+        plan.extend((ev, r, e) for r, e in roles.items())
+    bar = progress(len(plan), desc="spikes")
+    probes: List[CheckpointProbe] = []
+    cache: Dict[int, CheckpointProbe] = {}
+    by_event: Dict[float, Dict[str, CheckpointProbe]] = {}
+    for ev, role, epoch in plan:
+        prev = max((e for e in ckpts if e < epoch), default=None)
+        if epoch not in cache:
+            cache[epoch] = probe_checkpoint(ckpts[epoch], epoch, role, ev["epoch"],
+                                            prev=ckpts[prev] if prev is not None else None,
+                                            log=log, cfg=cfg, session_kwargs=kwargs)
+        p = cache[epoch]
+        if p.role != role or p.event_epoch != ev["epoch"]:
+            p = CheckpointProbe(**{**p.__dict__, "role": role, "event_epoch": ev["epoch"]})
+        probes.append(p)
+        by_event.setdefault(ev["epoch"], {})[role] = p
+        bar.update(1)
+    bar.close()
+    verdicts: List[Verdict] = []
+    for ev in events:
+        ctx = EventContext(ev["epoch"], ev["kind"], by_event.get(ev["epoch"], {}), log, root, ckpts, kwargs)
+        for fn in HYPOTHESES.values():
+            verdicts.append(fn(ctx))
+    prov = {"run_dir": str(root), "log": str(log_file), "checkpoints": {str(k): str(v) for k, v in ckpts.items()},
+            **{k: v for k, v in kwargs.items() if k != "trust"}}
+    log_json = {"epoch": epochs, "test_loss": values,
+                "train_loss": [r.get("train_loss") if isinstance(r.get("train_loss"), float) else float("nan") for r in log]}
+    return SpikeReport(str(root), str(log_file), len(log), spikes, osc, log_json, tuple(events), tuple(probes),
+                       tuple(verdicts), cfg, tuple(notes), prov)
