@@ -1,0 +1,423 @@
+"""Directions in weight space for loss slices.
+
+A slice evaluates the loss at ``θ(x, y) = θ_c + x·d₀ + y·d₁`` around a centre ``θ_c``. This module
+makes the directions ``d₀, d₁`` (one flat vector each, in the Objective's
+:class:`~landscape.params.ParamSpace`):
+
+* **random** Gaussian directions with *filter normalisation* (Li et al. 2018, "Visualizing the
+  Loss Landscape of Neural Nets", §4): every filter of the direction — one output channel of a
+  convolution, one output neuron (row) of a linear layer, i.e. one slice along dimension 0 — is
+  rescaled to the norm of the matching filter of the weights, so the slice is comparable across
+  networks whose weights have different scales. ``norm="layer"`` rescales each parameter tensor as
+  a whole, ``norm="none"`` keeps the raw Gaussian. Biases and normalisation-layer parameters are
+  zeroed by default (Li et al.'s "ignore biasbn"); with ``include_bn=True`` each such 1-D tensor is
+  rescaled as a whole to the norm of the weights' tensor (an element-wise "filter" of one number
+  would make every entry ±|θᵢ|). BatchNorm running statistics are buffers, not parameters: random
+  directions never touch them. The two directions of a plane are drawn independently and are not
+  orthogonalised (see the README);
+* **eigen**: the top Hessian eigenvectors (unit norm) from :mod:`landscape.hessian.lanczos`;
+* **interpolation** between two checkpoints (Goodfellow et al. 2015, "Qualitatively characterizing
+  neural network optimization problems"): ``d₀ = θ_B − θ_A`` around ``θ_A``;
+* **plane** through three checkpoints (as in Garipov et al. 2018): ``d₀ = θ_B − θ_A`` and ``d₁`` the
+  part of ``θ_C − θ_A`` orthogonal to ``d₀``, so A, B, C sit at (0, 0), (1, 0), (c, 1);
+* **pca** of a trajectory of checkpoints (Li et al. 2018, §7): the top principal components of
+  ``{θ_i − θ_c}`` (mean-centred, as their scikit-learn code does), with the explained variance and
+  the trajectory projected onto the plane;
+* **file**: directions read from an HDF5 file (this package's layout or Li et al.'s
+  ``xdirection``/``ydirection``) or a ``.pt`` file (a state-dict-like dict, a list of them, or flat
+  tensors).
+
+For checkpoint-based directions (interpolation, plane) the floating-point buffers (BatchNorm running
+statistics) move with the weights, ``b(x, y) = b_c + x·e₀ + y·e₁``, so each checkpoint's own loss
+is reproduced at its coordinates; ``buffer_vectors`` holds ``e₀, e₁``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from .checkpoint import load_checkpoint, load_into, strip_prefixes
+from .errors import LandscapeError, SpecError
+from .params import ParamSpace
+
+NORMS = ("filter", "layer", "none")
+KINDS = ("random", "eigen", "pca", "file", "interpolate", "plane")
+_EPS = 1e-10
+
+
+@dataclass(frozen=True)
+class DirectionSet:
+    """``k`` directions as rows of ``vectors`` ``(k, dim)``, and how they were made.
+
+    ``buffer_vectors`` maps buffer names to ``(k, *shape)`` tensors for directions that also move
+    BatchNorm running statistics (interpolation, plane); empty otherwise. ``info`` holds what the
+    construction measured (eigenvalues and residuals, explained variance, cosine between the
+    directions, checkpoint coordinates, the projected trajectory).
+    """
+
+    vectors: torch.Tensor
+    kind: str
+    norm: str
+    include_bn: bool = False
+    buffer_vectors: Dict[str, torch.Tensor] = field(default_factory=dict)
+    info: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def k(self) -> int:
+        return int(self.vectors.shape[0])
+
+    def to_json(self) -> dict:
+        v = self.vectors.double()
+        out = {"kind": self.kind, "norm": self.norm, "include_bn": self.include_bn, "k": self.k,
+               "norms": [float(x) for x in v.norm(dim=1)]}
+        if self.k == 2:
+            out["cosine"] = cosine(v[0], v[1])
+        out.update(self.info)
+        return out
+
+
+@dataclass(frozen=True)
+class CheckpointPoint:
+    """A checkpoint's weights as a flat vector in a session's space, with its float buffers."""
+
+    path: str
+    sha256: str
+    theta: torch.Tensor
+    buffers: Dict[str, torch.Tensor]
+
+
+def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    na, nb = float(a.double().norm()), float(b.double().norm())
+    if na == 0.0 or nb == 0.0:
+        return float("nan")
+    return float(a.double() @ b.double()) / (na * nb)
+
+
+# ------------------------------------------------------------------ normalisation
+def _check_norm(norm: str) -> None:
+    if norm not in NORMS:
+        raise SpecError(f"unknown normalisation {norm!r}; choose {', '.join(NORMS)}")
+
+
+def normalize_direction(d: torch.Tensor, theta: torch.Tensor, space: ParamSpace, *, norm: str = "filter",
+                        include_bn: bool = False) -> torch.Tensor:
+    """A normalised copy of the flat direction ``d`` relative to the weights ``theta`` (Li et al. §4).
+
+    ``filter``: each slice along dim 0 of a ≥2-D weight gets the norm of the same slice of the
+    weight; ``layer``: each tensor gets the norm of its weight tensor; ``none``: unchanged.
+    Biases and normalisation-layer parameters are zeroed unless ``include_bn``; then (for
+    ``filter`` and ``layer``) each is rescaled as a whole tensor.
+    """
+    _check_norm(norm)
+    out = d.detach().clone()
+    for (a, b), shape, kind in zip(space.offsets(), space.shapes, space.kinds):
+        dv, wv = out[a:b].view(shape), theta[a:b].view(shape)
+        if kind in ("bias", "norm") and not include_bn:
+            dv.zero_()
+        elif norm == "filter" and dv.dim() >= 2:
+            dn = dv.reshape(shape[0], -1).norm(dim=1)
+            wn = wv.reshape(shape[0], -1).norm(dim=1)
+            dv.mul_((wn / (dn + _EPS)).view(-1, *([1] * (dv.dim() - 1))))
+        elif norm != "none":
+            dv.mul_(wv.norm() / (dv.norm() + _EPS))
+    return out
+
+
+def filter_norms(v: torch.Tensor, space: ParamSpace) -> Dict[str, torch.Tensor]:
+    """Per-filter norms (dim-0 slices) of each ≥2-D parameter, whole-tensor norms of 1-D ones."""
+    out = {}
+    for name, (a, b), shape in zip(space.names, space.offsets(), space.shapes):
+        t = v[a:b].view(shape)
+        out[name] = t.reshape(shape[0], -1).norm(dim=1) if t.dim() >= 2 else t.norm().reshape(1)
+    return out
+
+
+def bias_bn_mask(space: ParamSpace, *, like: torch.Tensor, include_bn: bool) -> torch.Tensor:
+    """1 on the coordinates a direction may move (all, or weights only)."""
+    return space.mask(("weight", "bias", "norm") if include_bn else ("weight",), like=like)
+
+
+# ------------------------------------------------------------------ random
+def random_directions(space: ParamSpace, theta: torch.Tensor, *, k: int = 2, seed: int = 0,
+                      norm: str = "filter", include_bn: bool = False) -> DirectionSet:
+    """``k`` independent Gaussian directions, normalised by :func:`normalize_direction`.
+
+    Drawn on the CPU from ``torch.Generator().manual_seed(seed)`` parameter by parameter, all
+    parameters (biases too, before they are zeroed), so a seed gives the same directions on any
+    device and with or without ``include_bn``.
+    """
+    _check_norm(norm)
+    gen = torch.Generator().manual_seed(int(seed))
+    rows = []
+    for _ in range(k):
+        raw = torch.cat([torch.randn(int(torch.Size(s).numel()), generator=gen) for s in space.shapes])
+        raw = raw.to(device=theta.device, dtype=theta.dtype)
+        rows.append(normalize_direction(raw, theta, space, norm=norm, include_bn=include_bn))
+    vectors = torch.stack(rows)
+    return DirectionSet(vectors, "random", norm, include_bn, info={"seed": int(seed)})
+
+
+# ------------------------------------------------------------------ eigenvectors
+def fix_sign(v: torch.Tensor) -> torch.Tensor:
+    """Flip ``v`` so that its largest-magnitude entry is positive (a reproducible sign)."""
+    i = int(v.abs().argmax())
+    return v if float(v[i]) >= 0 else -v
+
+
+def eigen_directions(objective: Any, *, k: int = 2, seed: int = 0, tol: float = 1e-4,
+                     max_iter: Optional[int] = None) -> DirectionSet:
+    """The top-``k`` (largest algebraic) Hessian eigenvectors at the objective's weights, unit norm.
+
+    Uses :func:`landscape.hessian.lanczos.eigsh` on a
+    :class:`landscape.hessian.operator.HessianOperator`; eigenvalues, residuals ``‖Hv − λv‖`` and
+    the convergence flag go into ``info``.
+    """
+    try:
+        from .hessian.lanczos import eigsh
+        from .hessian.operator import HessianOperator
+    except ImportError as exc:  # the Hessian engine is a separate module
+        raise LandscapeError(f"--direction eigen needs landscape.hessian ({exc})") from None
+    op = HessianOperator(objective)
+    res = eigsh(op, k=k, which="LA", tol=tol, seed=seed, max_iter=max_iter)
+    vecs = torch.as_tensor(res.eigenvectors).to(device=objective.theta0.device, dtype=objective.theta0.dtype)
+    vecs = torch.stack([fix_sign(v / v.norm()) for v in vecs[:k]])
+    info = {"eigenvalues": [float(x) for x in res.eigenvalues[:k]],
+            "residuals": [float(x) for x in res.residuals[:k]],
+            "converged": bool(res.converged), "matvecs": int(res.matvecs), "tol": tol, "seed": int(seed)}
+    return DirectionSet(vecs, "eigen", "none", True, info=info)
+
+
+# ------------------------------------------------------------------ checkpoints
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_point(path: str, model: torch.nn.Module, space: ParamSpace, *, device: torch.device,
+               dtype: torch.dtype, buffer_names: Sequence[str] = (), trust: bool = False) -> CheckpointPoint:
+    """Read a checkpoint of the same architecture as ``model`` into a flat vector of ``space``.
+
+    ``model`` is copied, never modified. ``buffer_names`` are the floating buffers to return.
+    """
+    ck = load_checkpoint(path, trust=trust)
+    net = copy.deepcopy(ck.module if ck.module is not None else model)
+    if ck.module is None:
+        load_into(net, ck.state_dict, where=ck.path)
+    other = ParamSpace.from_model(net)
+    if other.names != space.names or tuple(map(tuple, other.shapes)) != tuple(map(tuple, space.shapes)):
+        raise LandscapeError(f"{path}: its parameters do not match the centre checkpoint's model")
+    params = dict(net.named_parameters())
+    theta = space.flatten({n: params[n].detach() for n in space.names}).to(device=device, dtype=dtype)
+    bufs = dict(net.named_buffers())
+    missing = [n for n in buffer_names if n not in bufs]
+    if missing:
+        raise LandscapeError(f"{path}: buffer {missing[0]} is missing")
+    buffers = {n: bufs[n].detach().to(device=device, dtype=dtype) for n in buffer_names}
+    return CheckpointPoint(str(path), ck.sha256(), theta, buffers)
+
+
+def interpolation_direction(a: CheckpointPoint, b: CheckpointPoint) -> DirectionSet:
+    """``d = θ_B − θ_A`` (and ``b_B − b_A`` for the buffers): α = 0 is A, α = 1 is B."""
+    vec = (b.theta - a.theta).unsqueeze(0)
+    bufs = {n: (b.buffers[n] - a.buffers[n]).unsqueeze(0) for n in a.buffers}
+    info = {"checkpoints": [{"path": a.path, "sha256": a.sha256, "coordinates": [0.0]},
+                            {"path": b.path, "sha256": b.sha256, "coordinates": [1.0]}],
+            "distance": float((b.theta - a.theta).double().norm())}
+    return DirectionSet(vec, "interpolate", "none", True, bufs, info)
+
+
+def plane_directions(a: CheckpointPoint, b: CheckpointPoint, c: CheckpointPoint) -> DirectionSet:
+    """The plane through three checkpoints with orthogonal axes (Garipov et al. 2018, §3).
+
+    ``d₀ = θ_B − θ_A``; ``d₁ = (θ_C − θ_A) − c·d₀`` with ``c = ⟨θ_C − θ_A, d₀⟩/‖d₀‖²``. A, B, C are
+    at (0, 0), (1, 0), (c, 1); the buffers get the same affine coordinates.
+    """
+    d0 = b.theta - a.theta
+    dc = c.theta - a.theta
+    n0 = float(d0.double() @ d0.double())
+    if n0 == 0.0:
+        raise LandscapeError("--plane: the first two checkpoints have identical weights")
+    coef = float(dc.double() @ d0.double()) / n0
+    d1 = dc - coef * d0
+    if float(d1.double().norm()) <= 1e-12 * max(1.0, n0 ** 0.5):
+        raise LandscapeError("--plane: the three checkpoints lie on one line")
+    bufs = {}
+    for n in a.buffers:
+        e0 = b.buffers[n] - a.buffers[n]
+        e1 = (c.buffers[n] - a.buffers[n]) - coef * e0
+        bufs[n] = torch.stack([e0, e1])
+    info = {"checkpoints": [{"path": p.path, "sha256": p.sha256, "coordinates": xy}
+                            for p, xy in ((a, [0.0, 0.0]), (b, [1.0, 0.0]), (c, [coef, 1.0]))],
+            "axis_norms": [n0 ** 0.5, float(d1.double().norm())]}
+    return DirectionSet(torch.stack([d0, d1]), "plane", "none", True, bufs, info)
+
+
+def pca_directions(centre: torch.Tensor, trajectory: torch.Tensor, space: ParamSpace, *, k: int = 2,
+                   include_bn: bool = False, paths: Sequence[str] = ()) -> DirectionSet:
+    """Top-``k`` principal components of a trajectory around ``centre`` (Li et al. 2018, §7).
+
+    Rows ``r_i = θ_i − θ_c`` (biases and BN parameters zeroed unless ``include_bn``), mean-centred;
+    the components are the top right singular vectors (unit norm, sign fixed), found from the
+    ``n × n`` Gram matrix in float64. ``info``: ``explained_variance`` (λ/(n−1)),
+    ``explained_variance_ratio`` and the trajectory's coordinates ``⟨r_i, d_j⟩``.
+    """
+    n = int(trajectory.shape[0])
+    if n < k + 1:
+        raise LandscapeError(f"PCA of a trajectory needs at least {k + 1} checkpoints (got {n})")
+    mask = bias_bn_mask(space, like=centre, include_bn=include_bn)
+    rows = (trajectory - centre) * mask
+    centred = rows - rows.mean(dim=0, keepdim=True)
+    gram = _gram64(centred)
+    evals, evecs = torch.linalg.eigh(gram)
+    evals, evecs = evals.flip(0).clamp_min(0.0), evecs.flip(1)
+    if float(evals[k - 1]) <= 1e-12 * max(float(evals[0]), 1e-300):
+        raise LandscapeError("the trajectory spans fewer than "
+                             f"{k} independent directions (are the checkpoints identical?)")
+    comps = []
+    for j in range(k):
+        u = (evecs[:, j] / evals[j].sqrt()).to(centred.dtype)
+        comps.append(fix_sign(u @ centred))
+    vectors = torch.stack(comps)
+    vectors = vectors / vectors.double().norm(dim=1, keepdim=True).to(vectors.dtype)
+    coords = (rows.double() @ vectors.double().T).cpu().numpy()
+    total = float(evals.sum())
+    info = {"explained_variance": [float(e) / max(n - 1, 1) for e in evals[:k]],
+            "explained_variance_ratio": [float(e) / total for e in evals[:k]],
+            "trajectory": {"files": list(paths), "coordinates": coords.tolist()}}
+    return DirectionSet(vectors, "pca", "none", include_bn, info=info)
+
+
+def _gram64(m: torch.Tensor, chunk: int = 1 << 20) -> torch.Tensor:
+    """``m mᵀ`` in float64, a block of columns at a time (``m`` may be large and float32)."""
+    g = torch.zeros(m.shape[0], m.shape[0], dtype=torch.float64, device=m.device)
+    for a in range(0, m.shape[1], chunk):
+        block = m[:, a:a + chunk].double()
+        g += block @ block.T
+    return g
+
+
+def trajectory_files(items: Sequence[str]) -> List[str]:
+    """Expand run folders (``epoch_*.pt`` in epoch order, else all checkpoints by name) and files."""
+    import re
+
+    out: List[str] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            epochs = sorted(p.glob("epoch_*.pt"), key=lambda q: int(re.sub(r"\D", "", q.stem) or 0))
+            found = epochs or sorted([*p.glob("*.pt"), *p.glob("*.pth"), *p.glob("*.safetensors")])
+            if not found:
+                raise LandscapeError(f"--trajectory {item}: no checkpoints in this folder")
+            out.extend(str(q) for q in found)
+        elif p.exists():
+            out.append(str(p))
+        else:
+            raise LandscapeError(f"--trajectory {item}: no such file or folder")
+    return out
+
+
+# ------------------------------------------------------------------ files
+def read_direction_file(path: str, space: ParamSpace, *, k: int, device: torch.device,
+                        dtype: torch.dtype, buffer_shapes: Optional[Mapping[str, Tuple[int, ...]]] = None
+                        ) -> DirectionSet:
+    """Directions from a file; missing parameter names are zero, unknown names are an error.
+
+    HDF5: groups ``directions/0``, ``directions/1`` of datasets named by parameter (this package's
+    layout), or Li et al.'s ``xdirection``/``ydirection`` groups of datasets ``0, 1, ...`` in
+    ``model.parameters()`` order. ``.pt``: a dict name → tensor (one direction), a list/tuple of such
+    dicts, a dict ``{"0": {...}, "1": {...}}``, or a flat tensor ``(dim,)`` / ``(k, dim)``.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise LandscapeError(f"--direction-file {path}: no such file")
+    rows = _read_h5_rows(p, space) if p.suffix in (".h5", ".hdf5") else _read_pt_rows(p, space)
+    dset = directions_from_rows(rows, space, k=k, device=device, dtype=dtype, buffer_shapes=buffer_shapes,
+                                where=f"--direction-file {path}")
+    return DirectionSet(dset.vectors, "file", "none", True, dset.buffer_vectors,
+                        {"file": str(p), "file_sha256": file_sha256(p)})
+
+
+def directions_from_rows(rows: Sequence[Mapping[str, torch.Tensor]], space: ParamSpace, *, k: int,
+                         device: torch.device, dtype: torch.dtype,
+                         buffer_shapes: Optional[Mapping[str, Tuple[int, ...]]] = None,
+                         where: str = "directions") -> DirectionSet:
+    """Named tensors per direction -> a :class:`DirectionSet` (missing names are zero)."""
+    if len(rows) < k:
+        raise LandscapeError(f"{where} holds {len(rows)} direction(s); {k} are needed")
+    buffer_shapes = dict(buffer_shapes or {})
+    vecs, bufs = [], {}
+    for i, row in enumerate(rows[:k]):
+        unknown = [n for n in row if n not in space.names and n not in buffer_shapes]
+        if unknown:
+            raise LandscapeError(f"{where}: {unknown[0]!r} is not a parameter of the model")
+        params = {n: t for n, t in row.items() if n in space.names}
+        if not params:
+            raise LandscapeError(f"{where}: direction {i} names no parameter of the model")
+        try:
+            vecs.append(space.flatten({n: t.to(dtype) for n, t in params.items()}).to(device))
+        except ValueError as exc:
+            raise LandscapeError(f"{where}: {exc}") from None
+        for n, t in row.items():
+            if n in buffer_shapes:
+                if tuple(t.shape) != tuple(buffer_shapes[n]):
+                    raise LandscapeError(f"{where}: buffer {n} has shape {tuple(t.shape)}")
+                bufs.setdefault(n, [torch.zeros(buffer_shapes[n], dtype=dtype) for _ in range(k)])[i] = t.to(dtype)
+    buffer_vectors = {n: torch.stack(ts).to(device=device, dtype=dtype) for n, ts in bufs.items()}
+    return DirectionSet(torch.stack(vecs), "file", "none", True, buffer_vectors)
+
+
+def h5_direction_rows(group: Any) -> List[Dict[str, torch.Tensor]]:
+    """Rows from an HDF5 group laid out as ``<i>/<name>`` (this package's ``directions`` group)."""
+    return [{n: torch.from_numpy(np.asarray(group[i][n])) for n in group[i]} for i in sorted(group, key=int)]
+
+
+def _read_h5_rows(p: Path, space: ParamSpace) -> List[Dict[str, torch.Tensor]]:
+    import h5py
+
+    try:
+        with h5py.File(p, "r") as f:
+            if "directions" in f:
+                return h5_direction_rows(f["directions"])
+            rows = []
+            for key in ("xdirection", "ydirection"):
+                if key in f:
+                    ds = [torch.from_numpy(np.asarray(f[key][str(j)])) for j in range(len(f[key]))]
+                    if len(ds) != len(space.names):
+                        raise LandscapeError(f"{p}: {key} has {len(ds)} tensors, the model has "
+                                             f"{len(space.names)} parameters")
+                    rows.append(dict(zip(space.names, ds)))
+            if not rows:
+                raise LandscapeError(f"{p}: no 'directions' or 'xdirection' group")
+            return rows
+    except OSError as exc:
+        raise LandscapeError(f"cannot read {p}: {exc}") from None
+
+
+def _read_pt_rows(p: Path, space: ParamSpace) -> List[Dict[str, torch.Tensor]]:
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise LandscapeError(f"cannot read {p}: {str(exc).splitlines()[0][:200]}") from None
+    if isinstance(obj, torch.Tensor):
+        mat = obj.reshape(1, -1) if obj.dim() == 1 else obj
+        if mat.dim() != 2 or mat.shape[1] != space.size:
+            raise LandscapeError(f"{p}: a tensor of shape {tuple(obj.shape)}; expected ({space.size},) "
+                                 f"or (k, {space.size})")
+        return [space.unflatten(row) for row in mat]
+    if isinstance(obj, Mapping) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        return [strip_prefixes(obj)]
+    if isinstance(obj, Mapping) and obj and all(str(key).isdigit() for key in obj):
+        obj = [obj[key] for key in sorted(obj, key=lambda s: int(s))]
+    if isinstance(obj, (list, tuple)) and obj and all(isinstance(r, Mapping) for r in obj):
+        return [strip_prefixes(r) for r in obj]
+    raise LandscapeError(f"{p}: expected a dict of tensors, a list of such dicts, or a tensor")
