@@ -23,6 +23,11 @@ install: venv
 
 install-test: venv
 	$(PIP) install -q -e ".[test]"
+	@# headless Chromium for the report's browser test (skipped when it cannot be installed)
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1; }; }; } || \
+	  echo "note: chromium not installed; the report's browser test will be skipped"
 
 demo: install
 	$(PY) -m landscape demo --out demo_out

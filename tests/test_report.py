@@ -322,7 +322,7 @@ def test_line_slices_and_interpolation(page):
     shapes = interp["layout"]["shapes"]
     assert sorted({s["x0"] for s in shapes}) == [0.0, 1.0]  # both end points marked
     notes = [a["text"] for a in interp["layout"]["annotations"]]
-    assert any("A: epoch_010.pt" in t for t in notes) and any("B: epoch_010.pt" in t for t in notes)
+    assert any("A: a/epoch_010.pt" in t for t in notes) and any("B: b/epoch_010.pt" in t for t in notes)
 
 
 def test_hessian_figures(page):

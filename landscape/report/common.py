@@ -161,8 +161,6 @@ def fmt(value: Any, digits: int = 4) -> str:
         return "NaN"
     if math.isinf(f):
         return "∞" if f > 0 else "−∞"
-    if f != 0 and (abs(f) >= 1e5 or abs(f) < 1e-3):
-        return f"{f:.{max(1, digits - 1)}e}"
     return f"{f:.{digits}g}"
 
 
@@ -229,9 +227,10 @@ def blocks(*items: Optional[Union[Block, Iterable[Block]]]) -> Tuple[Block, ...]
 
 def base_layout(fig: go.Figure, *, title: str, height: int = 420) -> go.Figure:
     """Common layout: escaped title, white template, compact margins."""
-    fig.update_layout(title={"text": plot_text(title), "x": 0.01, "xanchor": "left"},
+    fig.update_layout(title={"text": plot_text(title), "x": 0.01, "xanchor": "left",
+                             "y": 1 - 12 / height, "yanchor": "top"},
                       template="plotly_white", height=height,
-                      margin={"l": 60, "r": 30, "t": 70, "b": 50},
+                      margin={"l": 60, "r": 30, "t": 90, "b": 50},
                       legend={"orientation": "h", "y": -0.18})
     return fig
 
@@ -252,9 +251,9 @@ def as_sequence(value: Any) -> Sequence[Any]:
 
 
 def toggle_menu(buttons: Sequence[Tuple[str, str, list]]) -> Dict[str, Any]:
-    """A row of buttons centred above the plot (clear of the title and plotly's mode bar)."""
-    return {"type": "buttons", "direction": "right", "x": 0.5, "xanchor": "center", "y": 1.0,
-            "yanchor": "bottom", "pad": {"b": 22}, "showactive": True,
+    """A row of buttons at the top right, just above the plot (under the title and plotly's mode bar)."""
+    return {"type": "buttons", "direction": "right", "x": 1.0, "xanchor": "right", "y": 1.0,
+            "yanchor": "bottom", "pad": {"b": 24}, "showactive": True,
             "buttons": [{"label": lab, "method": method, "args": args} for lab, method, args in buttons]}
 
 

@@ -39,6 +39,7 @@ figcaption { font-size: 0.88em; color: #444; margin-top: 4px; }
 .prov { font-size: 0.78em; color: #666; margin: 4px 0 0 0; font-family: ui-monospace, Menlo, Consolas, monospace;
         word-break: break-all; }
 table { border-collapse: collapse; font-size: 0.88em; margin: 10px 0; }
+caption { text-align: left; color: #555; padding-bottom: 4px; }
 th, td { border: 1px solid #ddd; padding: 4px 9px; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 th { background: #f2f4f7; }

@@ -36,6 +36,7 @@ from .common import (
     plain,
     plot_text,
     provenance_from,
+    short_path,
     toggle_menu,
 )
 
@@ -209,7 +210,7 @@ def _markers(d: Mapping[str, Any], attrs: Mapping[str, Any], x: np.ndarray, y: O
     if interp:
         a = first_key(attrs, "checkpoint_a", "a", "start", "checkpoint0") or first_key(d, "checkpoint_a") or "A"
         b = first_key(attrs, "checkpoint_b", "b", "end", "checkpoint1") or first_key(d, "checkpoint_b") or "B"
-        return (Marker(f"A: {Path(str(a)).name}", 0.0), Marker(f"B: {Path(str(b)).name}", 1.0))
+        return (Marker(f"A: {short_path(a)}", 0.0), Marker(f"B: {short_path(b)}", 1.0))
     pts = first_key(d, "points", "plane_points", "checkpoint_coordinates")
     if pts is None:
         pts = first_key(attrs, "points", "plane_points", "checkpoint_coordinates")
@@ -219,7 +220,7 @@ def _markers(d: Mapping[str, Any], attrs: Mapping[str, Any], x: np.ndarray, y: O
             names = first_key(d, "point_labels", "plane_checkpoints") or first_key(
                 attrs, "point_labels", "plane_checkpoints", "checkpoints") or []
             names = list(names.tolist() if hasattr(names, "tolist") else names)
-            return tuple(Marker(Path(str(_attr_value(names[i]))).name if i < len(names) else f"P{i}",
+            return tuple(Marker(short_path(_attr_value(names[i])) if i < len(names) else f"P{i}",
                                 float(arr[i, 0]), float(arr[i, 1])) for i in range(len(arr)))
     inside = x.min() <= 0 <= x.max() and (y is None or y.min() <= 0 <= y.max())
     return (Marker("checkpoint", 0.0, 0.0),) if inside else ()
@@ -315,7 +316,9 @@ def plane_figure(data: SliceData, *, kind: str, quantity: str = "loss", title: s
             continue
         labels = [plot_text(m.label) for m in data.markers]
         texts = [f"{lab}<br>{q}={fmt(v)}" for lab, v in zip(labels, mz)]
-        mk = dict(x=[m.x for m in data.markers], y=[m.y for m in data.markers], mode="markers+text",
+        single = len(labels) == 1 and data.markers[0].label == "checkpoint"  # the legend says it
+        mk = dict(x=[m.x for m in data.markers], y=[m.y for m in data.markers],
+                  mode="markers" if single else "markers+text",
                   text=labels, hovertext=texts, hoverinfo="text", textposition="top center",
                   name="checkpoint" if len(labels) == 1 else "checkpoints", showlegend=col == 1,
                   legendgroup="ckpt")
@@ -380,7 +383,7 @@ def line_figure(data: SliceData, *, title: str) -> FigureBlock:
                       row=1, col=col)
     for m in data.markers:
         fig.add_vline(x=m.x, line={"color": COLORS["threshold"], "dash": "dash", "width": 1},
-                      annotation_text=plot_text(m.label), annotation_position="top", row=1, col=1)
+                      annotation_text=plot_text(m.label), annotation_position="bottom right", row=1, col=1)
         if has_acc:
             fig.add_vline(x=m.x, line={"color": COLORS["threshold"], "dash": "dash", "width": 1}, row=1, col=2)
     fig.update_xaxes(title_text=xname)
