@@ -10,6 +10,8 @@ Specs (``--data``):
 - ``cifar10:ROOT``, ``cifar100:ROOT``: the python-pickle batches (``cifar-10-batches-py/``).
 - ``mnist:ROOT``, ``fashion-mnist:ROOT``: IDX files, gzipped or not.
 - ``npz:PATH``: arrays ``x_train``, ``y_train``, ``x_test``, ``y_test``.
+- ``wilson2017[:n=200,test=200,p=0.6,seed=0]``: Wilson et al. 2017's constructed problem
+  (:mod:`landscape.synthetic`).
 - ``file.py:factory`` / ``package.module:factory``: returns ``(x_train, y_train, x_test, y_test)``,
   a dict with those keys, or a pair of torch Datasets ``(train, test)``.
 """
@@ -96,12 +98,16 @@ def load_data(spec: Optional[str] = None) -> Dataset:
     }
     if head in loaders:
         x_tr, y_tr, x_te, y_te = loaders[head](arg)
+    elif head.startswith("wilson2017"):
+        from .synthetic import load_wilson2017
+
+        x_tr, y_tr, x_te, y_te = load_wilson2017(arg)
     elif is_factory_spec(head):
         x_tr, y_tr, x_te, y_te = _from_factory(spec)
     else:
         raise SpecError(
             f"unknown data spec {spec!r}; use digits, cifar10:ROOT, cifar100:ROOT, mnist:ROOT, "
-            "fashion-mnist:ROOT, npz:PATH or file.py:factory"
+            "fashion-mnist:ROOT, npz:PATH, wilson2017[:n=...] or file.py:factory"
         )
     return _make_dataset(spec, x_tr, y_tr, x_te, y_te)
 

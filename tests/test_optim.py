@@ -10,8 +10,15 @@ import pytest
 import torch
 
 from landscape.checkpoint import map_optimizer_state
-from landscape.optim import (FAMILIES, SWATS, AdaBound, OptimizerConfig, bounds, make_optimizer,
-                             optimizer_type)
+from landscape.optim import (
+    FAMILIES,
+    SWATS,
+    AdaBound,
+    OptimizerConfig,
+    bounds,
+    make_optimizer,
+    optimizer_type,
+)
 from landscape.params import ParamSpace
 
 
