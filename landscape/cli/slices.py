@@ -58,12 +58,14 @@ def _write_html(result: Any, path: Optional[str]) -> None:
 @click.option("--html", "html_path", default=None, help="Write an interactive HTML report to PATH.")
 @click.option("--channels-last/--no-channels-last", "channels_last", default=None,
               help="Memory layout for 4-D inputs (default: channels_last when the model accepts it).")
+@click.option("--flush-seconds", type=float, default=30.0, show_default=True,
+              help="Fold the journal of computed points into --out at least this often.")
 @analysis_options
 def slice_cmd(checkpoint: Optional[str], dirs: int, direction: str, norm: Optional[str], include_bn: bool,
               xrange: Optional[str], yrange: Optional[str], plane: Optional[Tuple[str, str, str]],
               trajectory: Tuple[str, ...], direction_file: Optional[str], no_test: bool, out: str,
               overwrite: bool, json_path: Optional[str], html_path: Optional[str],
-              channels_last: Optional[bool], **kwargs: Any) -> None:
+              channels_last: Optional[bool], flush_seconds: float, **kwargs: Any) -> None:
     """Loss and accuracy on a 1-D or 2-D slice through CHECKPOINT (Li et al. 2018)."""
     from ..distributed import is_main
     from ..slices import slice_checkpoint
@@ -73,7 +75,8 @@ def slice_cmd(checkpoint: Optional[str], dirs: int, direction: str, norm: Option
         checkpoint, dirs=dirs, direction=direction, norm=norm, include_bn=include_bn,
         xrange=_range(xrange, "--range", auto=auto), yrange=_range(yrange, "--yrange", auto=auto),
         plane=plane or None, trajectory=trajectory, direction_file=direction_file, test=not no_test,
-        out=out, overwrite=overwrite, channels_last=channels_last, **pop_session_kwargs(kwargs))
+        out=out, overwrite=overwrite, channels_last=channels_last, flush_seconds=flush_seconds,
+        **pop_session_kwargs(kwargs))
     if not is_main():
         return
     if json_path:

@@ -1,0 +1,244 @@
+"""Loss slices: centre and corners against independent evaluations, interpolation endpoints,
+the HDF5 layout, resuming after SIGKILL, refusing mismatched files, seeds, bad input."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from cases import objective_for
+from click.testing import CliRunner
+
+from landscape.cli import main
+from landscape.directions import DirectionSet, filter_norms, load_point, plane_directions
+from landscape.session import open_session
+from landscape.slices import Grid, PointEvaluator, compute_surface, read_surface
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def sha256(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _theta_from_h5(f, group: str, space) -> torch.Tensor:
+    g = f["directions"][group]
+    return space.flatten({n: torch.from_numpy(np.asarray(g[n])).double() for n in space.names if n in g})
+
+
+def test_centre_corners_layout_and_stored_directions(digits_run, tmp_path):
+    ck = digits_run / "epoch_003.pt"
+    out = tmp_path / "s.h5"
+    res = run("slice", ck, "--range", "-1:1:5", "--yrange", "-0.5:0.5:3", "--seed", "4", "--out", out,
+              "--json", tmp_path / "s.json")
+    assert res.exit_code == 0, res.output
+    s = open_session(str(ck))
+    with h5py.File(out, "r") as f:
+        x, y = np.asarray(f["xcoordinates"]), np.asarray(f["ycoordinates"])
+        assert x.tolist() == [-1, -0.5, 0, 0.5, 1] and y.tolist() == [-0.5, 0, 0.5]
+        for m in ("train_loss", "train_acc", "test_loss", "test_acc", "computed"):
+            assert f[m].shape == (5, 3), m
+        assert np.asarray(f["computed"]).all()
+        assert f.attrs["axis_order"].startswith("[ix, iy]")
+        assert f.attrs["checkpoint_sha256"] == sha256(ck)
+        assert f.attrs["checkpoint"] == str(ck) and f.attrs["seed"] == 4 and f.attrs["norm"] == "filter"
+        assert f.attrs["loss"] == "ce" and f.attrs["data"] == "digits" and f.attrs["landscape_version"]
+        tl, vl = np.asarray(f["train_loss"]), np.asarray(f["test_loss"])
+        # centre = the checkpoint's own loss and accuracy
+        tr, te = s.train.evaluate(), s.test.evaluate()
+        assert tl[2, 1] == pytest.approx(tr.loss, rel=1e-5)
+        assert f["train_acc"][2, 1] == pytest.approx(tr.acc)
+        assert vl[2, 1] == pytest.approx(te.loss, rel=1e-5)
+        # stored directions: the parameter shapes, the filter norms of the weights, zero biases/BN
+        shapes = dict(zip(s.space.names, s.space.shapes))
+        w = filter_norms(s.train.theta0.double(), s.space)
+        for i in ("0", "1"):
+            for name, kind in zip(s.space.names, s.space.kinds):
+                arr = torch.from_numpy(np.asarray(f["directions"][i][name])).double()
+                assert tuple(arr.shape) == tuple(shapes[name])
+                if kind == "weight":
+                    got = arr.reshape(arr.shape[0], -1).norm(dim=1)
+                    assert torch.allclose(got, w[name], rtol=1e-5), name
+                else:
+                    assert float(arr.abs().max()) == 0.0
+        d0, d1 = _theta_from_h5(f, "0", s.space), _theta_from_h5(f, "1", s.space)
+    # corners recomputed independently (float64 weights, default memory layout, fresh session)
+    theta0 = s.train.theta0.double()
+    for ix, iy in ((0, 0), (0, 2), (4, 0), (4, 2)):
+        theta = (theta0 + x[ix] * d0 + y[iy] * d1).float()
+        assert tl[ix, iy] == pytest.approx(s.train.evaluate(theta).loss, rel=1e-4), (ix, iy)
+        assert vl[ix, iy] == pytest.approx(s.test.evaluate(theta).loss, rel=1e-4), (ix, iy)
+    assert not np.allclose(tl[0, 0], tl[4, 2])
+    data = json.loads((tmp_path / "s.json").read_text())
+    assert data["centre"]["train_loss"] == pytest.approx(tr.loss, rel=1e-5)
+    assert np.array(data["train_loss"]).shape == (5, 3)
+
+
+def test_interpolation_endpoints_equal_each_checkpoint(digits_run, tmp_path):
+    a, b = digits_run / "epoch_000.pt", digits_run / "epoch_003.pt"
+    res = run("interpolate", a, b, "--range", "-0.5:1.5:5", "--json", tmp_path / "i.json", "--out", tmp_path / "i.h5")
+    assert res.exit_code == 0, res.output
+    d = json.loads((tmp_path / "i.json").read_text())
+    assert {"alphas", "train_loss", "train_acc", "test_loss", "test_acc"} <= set(d)
+    assert d["alphas"] == [-0.5, 0.0, 0.5, 1.0, 1.5]
+    for i, path in ((1, a), (3, b)):
+        s = open_session(str(path))
+        tr, te = s.train.evaluate(), s.test.evaluate()
+        assert d["train_loss"][i] == pytest.approx(tr.loss, rel=1e-5)
+        assert d["train_acc"][i] == pytest.approx(tr.acc)
+        assert d["test_loss"][i] == pytest.approx(te.loss, rel=1e-5)
+        assert d["test_acc"][i] == pytest.approx(te.acc)
+    with h5py.File(tmp_path / "i.h5", "r") as f:
+        assert f.attrs["direction"] == "interpolate" and f["train_loss"].shape == (5,)
+        assert "ycoordinates" not in f
+
+
+def test_plane_through_three_checkpoints(digits_run, tmp_path):
+    paths = [str(digits_run / f"epoch_00{i}.pt") for i in (0, 1, 3)]
+    s = open_session(paths[0], subset=150)
+    obj = s.train
+    bufs = {n: t for n, t in obj.model.named_buffers() if t.is_floating_point()}
+    pts = [load_point(p, s.model, s.space, device=obj.theta0.device, dtype=obj.theta0.dtype,
+                      buffer_names=list(bufs)) for p in paths]
+    d = plane_directions(*pts)
+    ev = PointEvaluator([obj], obj.theta0, d, centre_buffers=bufs)
+    for p, c in zip(paths, d.info["checkpoints"]):
+        own = open_session(p, subset=150).train.evaluate()
+        got = ev.point(c["coordinates"])
+        assert got[0] == pytest.approx(own.loss, rel=1e-5) and got[1] == pytest.approx(own.acc)
+    out = tmp_path / "plane.h5"
+    res = run("slice", "--plane", *paths, "--range", "0:1:2", "--yrange", "0:1:2", "--subset", 150,
+              "--no-test", "--out", out)
+    assert res.exit_code == 0, res.output
+    with h5py.File(out, "r") as f:
+        assert np.asarray(f["checkpoint_coordinates"]).shape == (3, 2) and "test_loss" not in f
+        tl = np.asarray(f["train_loss"])
+    assert tl[0, 0] == pytest.approx(open_session(paths[0], subset=150).train.evaluate().loss, rel=1e-5)
+    assert tl[1, 0] == pytest.approx(open_session(paths[1], subset=150).train.evaluate().loss, rel=1e-5)
+
+
+def test_pca_trajectory_slice(digits_run, tmp_path):
+    out = tmp_path / "pca.h5"
+    res = run("slice", "--direction", "pca", "--trajectory", digits_run, "--range", "auto:3", "--subset", 100,
+              "--no-test", "--out", out, "--json", "-")
+    assert res.exit_code == 0, res.output
+    with h5py.File(out, "r") as f:
+        traj = np.asarray(f["trajectory"])
+        ratio = np.asarray(f.attrs["explained_variance_ratio"])
+        x, y = np.asarray(f["xcoordinates"]), np.asarray(f["ycoordinates"])
+        assert f.attrs["checkpoint"].endswith("epoch_003.pt")
+    assert traj.shape == (4, 2) and np.allclose(traj[-1], 0.0)  # the centre is the last checkpoint
+    assert 0 < ratio[1] <= ratio[0] <= 1 and ratio.sum() <= 1 + 1e-12
+    assert x.min() <= traj[:, 0].min() and x.max() >= traj[:, 0].max()
+    assert y.min() <= traj[:, 1].min() and y.max() >= traj[:, 1].max()
+
+
+def test_mismatched_file_refused_seeds_reproduce_and_file_directions(digits_run, tmp_path):
+    ck = digits_run / "epoch_003.pt"
+    base = ["slice", ck, "--dirs", "1", "--range", "-1:1:3", "--subset", 100]
+    a, b, c = tmp_path / "a.h5", tmp_path / "b.h5", tmp_path / "c.h5"
+    assert run(*base, "--seed", 7, "--out", a).exit_code == 0
+    assert run(*base, "--seed", 7, "--out", b).exit_code == 0
+    sa, sb = read_surface(a), read_surface(b)
+    assert np.array_equal(sa.values["train_loss"], sb.values["train_loss"])
+    with h5py.File(a, "r") as fa, h5py.File(b, "r") as fb:
+        for n in fa["directions/0"]:
+            assert np.array_equal(fa["directions/0"][n], fb["directions/0"][n])
+    before = a.read_bytes()
+    res = run(*base, "--seed", 8, "--out", a)
+    assert res.exit_code == 1 and "other settings" in res.output and "--overwrite" in res.output
+    assert a.read_bytes() == before  # untouched
+    res = run(*base[:2], "--dirs", "1", "--range", "-1:1:3", "--subset", 100, "--seed", 7, "--out", a, "--no-test")
+    assert res.exit_code == 1  # other metrics: refused too
+    assert run(*base, "--seed", 8, "--out", a, "--overwrite").exit_code == 0
+    assert not np.array_equal(read_surface(a).values["train_loss"], sb.values["train_loss"])
+    # the directions of b.h5 read back as a direction file give b's surface
+    res = run(*base, "--seed", 7, "--direction", "file", "--direction-file", b, "--out", c)
+    assert res.exit_code == 0, res.output
+    assert np.allclose(read_surface(c).values["train_loss"], sb.values["train_loss"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("rng", ["1:-1:5", "-1:1", "a:b:c", "-1:1:1"])
+def test_bad_range_is_a_one_line_error(digits_run, rng, tmp_path):
+    res = run("slice", digits_run / "epoch_003.pt", "--range", rng, "--out", tmp_path / "x.h5")
+    assert res.exit_code != 0
+    assert res.output.strip().startswith("error:") and res.output.strip().count("\n") == 0
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_nonfinite_losses_are_stored_not_raised(tmp_path):
+    obj = objective_for("mlp_tanh", loss="mse", dtype=torch.float32)
+    big = torch.full((1, obj.dim), 1e30)
+    d = DirectionSet(big, "file", "none")
+    with pytest.warns(UserWarning, match="not finite"):
+        s = compute_surface({"train": obj}, d, Grid(np.array([0.0, 1.0, 1e10])), out=str(tmp_path / "n.h5"))
+    assert s.computed.all() and np.isfinite(s.values["train_loss"][0])
+    assert not np.isfinite(s.values["train_loss"][2]) and s.n_nonfinite() >= 1
+    again = read_surface(tmp_path / "n.h5")
+    assert again.computed.all() and not np.isfinite(again.values["train_loss"][2])
+
+
+def _computed(out: Path) -> int:
+    try:
+        return int(read_surface(out).computed.sum())
+    except Exception:  # not created yet
+        return 0
+
+
+def _env() -> dict:
+    # the same thread count as this process, so the floating-point sums are the same
+    return {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads()), "LANDSCAPE_PROGRESS": "0"}
+
+
+def _run_until(cmd, out: Path, *, points: int, timeout: float = 120.0) -> bool:
+    """Start ``cmd`` and SIGKILL it once ``points`` points are recorded; True if it finished first."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env())
+    t0 = time.time()
+    while proc.poll() is None and _computed(out) < points and time.time() - t0 < timeout:
+        time.sleep(0.01)
+    finished = proc.poll() is not None
+    if not finished:
+        os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return finished
+
+
+def test_sigkilled_slice_resumes_to_the_uninterrupted_surface(digits_run, tmp_path):
+    ck = digits_run / "epoch_003.pt"
+    args = ["slice", str(ck), "--range", "-1:1:7", "--yrange", "-1:1:5", "--seed", "2", "--subset", "100",
+            "--flush-seconds", "0.2"]
+    ref = tmp_path / "ref.h5"
+    assert run(*args, "--out", ref).exit_code == 0
+    out = tmp_path / "killed.h5"
+    cmd = [sys.executable, "-m", "landscape", *args, "--out", str(out)]
+    total = 7 * 5
+    # kill 1: a few points into the run; kill 2: later, after the journal was folded into the file
+    assert not _run_until(cmd, out, points=3), "the run finished before it could be killed"
+    partial = read_surface(out)  # the file is readable and holds what was computed
+    assert 3 <= int(partial.computed.sum()) < total
+    assert not _run_until(cmd, out, points=int(partial.computed.sum()) + 8), "finished before the kill"
+    with h5py.File(out, "r") as f:  # a complete HDF5 file after a kill at any moment
+        assert f["train_loss"].shape == (7, 5) and 0 < int(np.asarray(f["computed"]).sum()) < total
+    res = subprocess.run(cmd, capture_output=True, text=True, env=_env())
+    assert res.returncode == 0, res.stderr
+    got, want = read_surface(out), read_surface(ref)
+    assert got.computed.all()
+    for m in ("train_loss", "train_acc", "test_loss", "test_acc"):
+        np.testing.assert_array_equal(got.values[m], want.values[m], err_msg=m)
+    with h5py.File(out, "r") as f, h5py.File(ref, "r") as g:
+        assert np.array_equal(f["train_loss"], g["train_loss"])
+        for n in g["directions/1"]:
+            assert np.array_equal(f["directions/1"][n], g["directions/1"][n])
+    assert not list(tmp_path.glob(".killed.h5.tmp-*"))  # stale temporary files cleaned up
