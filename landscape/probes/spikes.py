@@ -445,7 +445,7 @@ class SpikeProbeConfig:
 @dataclass(frozen=True)
 class SpikeReport:
     run_dir: str
-    log: str
+    log_path: str
     n_epochs: int
     spikes: Tuple[Spike, ...]
     oscillation: Oscillation
@@ -642,5 +642,6 @@ def probe_spikes(run_dir: str | Path, *, log_path: Optional[str | Path] = None,
             **{k: v for k, v in kwargs.items() if k != "trust"}}
     log_json = {"epoch": epochs, "test_loss": values,
                 "train_loss": [r.get("train_loss") if isinstance(r.get("train_loss"), float) else float("nan") for r in log]}
-    return SpikeReport(str(root), str(log_file), len(log), spikes, osc, log_json, tuple(events), tuple(probes),
-                       tuple(verdicts), cfg, tuple(notes), prov)
+    return SpikeReport(run_dir=str(root), log_path=str(log_file), n_epochs=len(log), spikes=spikes,
+                       oscillation=osc, log=log_json, events=tuple(events), checkpoints=tuple(probes),
+                       verdicts=tuple(verdicts), config=cfg, notes=tuple(notes), provenance=prov)
