@@ -204,6 +204,7 @@ class SurfaceStore:
         self.shape: Tuple[int, ...] = ()
         self.values: Optional[np.ndarray] = None
         self.computed: Optional[np.ndarray] = None
+        self.eval_config: Optional[EvalConfig] = None
         self._dirty = False
 
     # -- creation and checks
@@ -285,6 +286,8 @@ class SurfaceStore:
             self.values = np.stack([np.asarray(f[m], dtype=np.float64).reshape(-1) for m in self.metrics], axis=1)
             self.computed = np.asarray(f["computed"], dtype=bool).reshape(-1)
             info = json.loads(f.attrs["directions_info"])
+            if "eval_batch_size" in f.attrs:
+                self.eval_config = EvalConfig(bool(f.attrs["channels_last"]), int(f.attrs["eval_batch_size"]))
             g = f["directions"]
             rows = h5_direction_rows(g)
             dset = directions_from_rows(rows, space, k=grid.k, device=device, dtype=dtype,
@@ -554,16 +557,58 @@ def _surface_from(store: SurfaceStore, grid: Grid, info: dict, prov: dict, path:
 
 
 # ------------------------------------------------------------------ driver
-def prepare_objectives(objectives: Sequence[Objective], *, channels_last: Optional[bool] = None) -> List[Objective]:
-    """Copies of the objectives for point evaluation: whole data set on every rank (points, not
-    data, are split across ranks) and ``channels_last`` inputs for 4-D data when the model runs on
-    them (``None``: when it does; the result is checked against the default layout)."""
+@dataclass(frozen=True)
+class EvalConfig:
+    """How points are evaluated: input memory layout and batch size (speed only in BN eval mode).
+
+    Chosen once when a file is created and stored in it, so a resumed run evaluates exactly as
+    the first one did. ``timings``: seconds per pass over up to 1,024 samples per batch size tried.
+    """
+
+    channels_last: bool
+    batch_size: int
+    timings: Dict[int, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"channels_last": self.channels_last, "eval_batch_size": self.batch_size,
+                "batch_timings": {str(k): v for k, v in self.timings.items()}}
+
+
+def choose_eval_config(obj: Objective, *, channels_last: Optional[bool] = None,
+                       batch_size: Optional[int | str] = None) -> EvalConfig:
+    """``channels_last`` for 4-D inputs when the model gives the same outputs with it (``None``)
+    or as told; ``batch_size``: an int, ``None`` (the objective's) or ``"auto"`` (the fastest of
+    128, 256, 512, 1,024 over the first 1,024 samples; not with BatchNorm in train mode, where the
+    batch size changes the objective)."""
+    cl = obj.x.dim() == 4 and channels_last is not False and _channels_last_ok(obj)
+    if channels_last and not cl:
+        warnings.warn("the model does not run on channels_last inputs; using the default layout", stacklevel=2)
+    if batch_size is None or obj.bn_mode == "train":
+        return EvalConfig(cl, obj.batch_size)
+    if batch_size != "auto":
+        return EvalConfig(cl, int(batch_size))
+    m = min(obj.n, 1024)
+    x = obj.x[:m].contiguous(memory_format=torch.channels_last) if cl else obj.x[:m]
+    sizes = sorted({b for b in (128, 256, 512) if b < m} | {m})
+    timings = {}
+    for i, b in enumerate(sizes):
+        probe = obj.with_data(x, obj.y[:m], batch_size=b, shard=False)
+        if i == 0:
+            probe.evaluate()  # warm-up
+        t = time.perf_counter()
+        probe.evaluate()
+        timings[b] = time.perf_counter() - t
+    best = min(timings, key=timings.get)
+    return EvalConfig(cl, best if best < m else max(best, obj.batch_size), timings)
+
+
+def prepare_objectives(objectives: Sequence[Objective], config: EvalConfig) -> List[Objective]:
+    """Copies of the objectives for point evaluation with ``config``; the whole data set on every
+    rank (points, not data, are split across ranks)."""
     out = []
     for o in objectives:
-        x = o.x
-        if channels_last is not False and x.dim() == 4 and _channels_last_ok(o):
-            x = x.contiguous(memory_format=torch.channels_last)
-        out.append(o.with_data(x, o.y, shard=False))
+        x = o.x.contiguous(memory_format=torch.channels_last) if config.channels_last and o.x.dim() == 4 else o.x
+        out.append(o.with_data(x, o.y, batch_size=config.batch_size, shard=False))
     return out
 
 
@@ -584,13 +629,16 @@ def compute_surface(objectives: Mapping[str, Objective], directions: DirectionSe
                     centre_buffers: Optional[Mapping[str, torch.Tensor]] = None, out: Optional[str] = None,
                     settings: Optional[Mapping[str, Any]] = None, attrs: Optional[Mapping[str, Any]] = None,
                     overwrite: bool = False, flush_seconds: float = 30.0, channels_last: Optional[bool] = None,
-                    extra: Optional[Callable[[Any], None]] = None, desc: str = "slice") -> Surface:
+                    batch_size: Optional[int | str] = "auto", extra: Optional[Callable[[Any], None]] = None,
+                    desc: str = "slice") -> Surface:
     """Evaluate ``objectives`` (``{"train": obj, "test": obj}``) on ``grid`` around ``centre``.
 
     ``directions`` may be a callable, called only when the file does not already hold them (a
-    resumed run reads the stored directions, so it continues exactly the same surface). With
-    ``out`` the points are stored as described in the module docstring; ``settings`` are what must
-    match for a resume. Non-finite losses are stored and counted, never raised.
+    resumed run reads the stored directions and evaluation settings, so it continues exactly the
+    same surface). With ``out`` the points are stored as described in the module docstring;
+    ``settings`` are what must match for a resume. ``channels_last``/``batch_size``: see
+    :func:`choose_eval_config` (``"auto"`` is used only for grids of 32 points or more). Non-finite
+    losses are stored and counted, never raised.
     """
     names = list(objectives)
     metrics = [f"{n}_{q}" for n in names for q in ("loss", "acc")]
@@ -602,6 +650,7 @@ def compute_surface(objectives: Mapping[str, Objective], directions: DirectionSe
     buffer_shapes = {n: tuple(b.shape) for n, b in centre_buffers.items()}
     settings = dict(settings or {})
     settings.setdefault("metrics", metrics)
+    attrs = dict(attrs or {})
     t0 = time.perf_counter()
 
     store = SurfaceStore(out)
@@ -618,24 +667,30 @@ def compute_surface(objectives: Mapping[str, Objective], directions: DirectionSe
     if status[0] == "error":
         raise LandscapeError(status[1])
 
+    dirs, config = None, None
     if status[0] == "resume":
-        dirs = None
         if dist.is_main():
             grid, dirs = store.load(space=space, device=centre.device, dtype=centre.dtype, buffer_shapes=buffer_shapes)
+            config = store.eval_config or choose_eval_config(first, channels_last=channels_last, batch_size=None)
     else:
         dirs = directions() if callable(directions) else directions
-        if out and dist.is_main():
-            store.create(grid=grid, metrics=metrics, directions=dirs, space=space, settings=settings,
-                         attrs=attrs or {}, extra=extra)
-        store.init_memory(grid, metrics)
+        if dist.is_main():
+            if batch_size == "auto" and grid.n_points < 32:
+                batch_size = None
+            config = choose_eval_config(first, channels_last=channels_last, batch_size=batch_size)
+            attrs.update(config.to_json())
+            if out:
+                store.create(grid=grid, metrics=metrics, directions=dirs, space=space, settings=settings,
+                             attrs=attrs, extra=extra)
+            store.init_memory(grid, metrics)
     if dist.world_size() > 1:
-        dirs, grid = _share_directions(dirs, grid, centre)
+        dirs, grid, config = _share_directions(dirs, grid, config, centre)
 
     todo: List[int] = []
     if dist.is_main():
         todo = [int(i) for i in np.flatnonzero(~store.computed)]
     todo = dist.broadcast_object(todo)
-    evaluator = PointEvaluator(prepare_objectives([objectives[n] for n in names], channels_last=channels_last),
+    evaluator = PointEvaluator(prepare_objectives([objectives[n] for n in names], config),
                                centre, dirs, centre_buffers=centre_buffers)
     coords = grid.coords()
     info = dirs.to_json()
@@ -660,10 +715,10 @@ def compute_surface(objectives: Mapping[str, Objective], directions: DirectionSe
         store.close()
     t_end = time.perf_counter()
     stats = {"computed_now": len(todo), "seconds": t_end - t0, "eval_seconds": t_end - t_eval,
-             "seconds_per_point": (t_end - t_eval) / len(todo) if todo else None}
+             "seconds_per_point": (t_end - t_eval) / len(todo) if todo else None, **config.to_json()}
     if not dist.is_main():
-        return Surface(grid.x, grid.y, {}, np.zeros(grid.shape, bool), info, dict(attrs or {}), out, stats)
-    surface = _surface_from(store, grid, info, dict(attrs or {}), out, stats)
+        return Surface(grid.x, grid.y, {}, np.zeros(grid.shape, bool), info, attrs, out, stats)
+    surface = _surface_from(store, grid, info, attrs, out, stats)
     bad = surface.n_nonfinite()
     if bad:
         warnings.warn(f"the train loss is not finite at {bad} of {surface.computed.size} points "
@@ -671,16 +726,18 @@ def compute_surface(objectives: Mapping[str, Objective], directions: DirectionSe
     return surface
 
 
-def _share_directions(dirs: Optional[DirectionSet], grid: Grid, centre: torch.Tensor) -> Tuple[DirectionSet, Grid]:
-    """Rank 0's directions and grid on every rank (a resumed file is read on rank 0 only)."""
+def _share_directions(dirs: Optional[DirectionSet], grid: Grid, config: Optional[EvalConfig],
+                      centre: torch.Tensor) -> Tuple[DirectionSet, Grid, EvalConfig]:
+    """Rank 0's directions, grid and evaluation settings on every rank (a resumed file is read on
+    rank 0 only; timings differ between ranks)."""
     payload = None
     if dist.is_main():
         payload = (dirs.vectors.cpu(), {n: t.cpu() for n, t in dirs.buffer_vectors.items()},
-                   dirs.kind, dirs.norm, dirs.include_bn, dirs.info, grid)
-    vec, bufs, kind, norm, inc, info, grid = dist.broadcast_object(payload)
+                   dirs.kind, dirs.norm, dirs.include_bn, dirs.info, grid, config)
+    vec, bufs, kind, norm, inc, info, grid, config = dist.broadcast_object(payload)
     dev, dt = centre.device, centre.dtype
     return DirectionSet(vec.to(device=dev, dtype=dt), kind, norm, inc,
-                        {n: t.to(device=dev, dtype=dt) for n, t in bufs.items()}, info), grid
+                        {n: t.to(device=dev, dtype=dt) for n, t in bufs.items()}, info), grid, config
 
 
 # ------------------------------------------------------------------ commands
@@ -771,14 +828,16 @@ def slice_checkpoint(checkpoint: Optional[str] = None, *, dirs: int = 2, directi
                      yrange: Optional[Range] = None, plane: Optional[Sequence[str]] = None,
                      trajectory: Sequence[str] = (), direction_file: Optional[str] = None, test: bool = True,
                      out: Optional[str] = None, overwrite: bool = False, eigen_tol: float = 1e-4,
-                     channels_last: Optional[bool] = None, flush_seconds: float = 30.0,
-                     **session_kwargs: Any) -> Surface:
+                     channels_last: Optional[bool] = None, eval_batch_size: Optional[int | str] = "auto",
+                     flush_seconds: float = 30.0, **session_kwargs: Any) -> Surface:
     """``landscape slice``: a 1-D or 2-D slice through a checkpoint (see the module docstring).
 
     ``direction``: ``random`` (``norm`` default ``filter``), ``eigen``, ``pca`` (``trajectory``:
     run folders or checkpoint files; centre = ``checkpoint`` or the last one), ``file``
     (``direction_file``); ``plane=(A, B, C)`` slices the plane through three checkpoints.
     ``session_kwargs`` go to :func:`landscape.session.open_session` (model, data, subset, seed, ...).
+    ``eval_batch_size``: the batch size of the point evaluations (``"auto"``: the fastest, see
+    :func:`choose_eval_config`); ``session_kwargs["batch_size"]`` is used for the Hessian.
     """
     from .directions import (
         eigen_directions,
@@ -878,7 +937,7 @@ def slice_checkpoint(checkpoint: Optional[str] = None, *, dirs: int = 2, directi
              "batch_size": obj.batch_size, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     return compute_surface(objectives, eager if eager is not None else make, grid, out=out, settings=settings,
                            attrs=attrs, overwrite=overwrite, channels_last=channels_last,
-                           flush_seconds=flush_seconds, extra=_extra_writer, desc=f"slice {kind}")
+                           batch_size=eval_batch_size, flush_seconds=flush_seconds, extra=_extra_writer, desc=f"slice {kind}")
 
 
 def _range_setting(given: Optional[Range], resolved: Tuple[float, float, int]) -> Any:
@@ -907,7 +966,8 @@ def _extra_writer(f: Any) -> None:
 
 def interpolate_checkpoints(a: str, b: str, *, alphas: Range = (-0.5, 1.5, 41), test: bool = True,
                             out: Optional[str] = None, overwrite: bool = False,
-                            channels_last: Optional[bool] = None, **session_kwargs: Any) -> Interpolation:
+                            channels_last: Optional[bool] = None, eval_batch_size: Optional[int | str] = "auto",
+                            **session_kwargs: Any) -> Interpolation:
     """``landscape interpolate A B``: loss and accuracy at ``(1 − α)·θ_A + α·θ_B`` (Goodfellow et
     al. 2015). BatchNorm running statistics are interpolated the same way (clamped at 0 for the
     variances), so α = 0 and α = 1 reproduce each checkpoint's own loss."""
@@ -933,5 +993,6 @@ def interpolate_checkpoints(a: str, b: str, *, alphas: Range = (-0.5, 1.5, 41), 
              "bn_mode": settings["bn_mode"], "dtype": settings["dtype"], "batch_size": session.train.batch_size,
              "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     surface = compute_surface(objectives, d, grid, out=out, settings=settings, attrs=attrs, overwrite=overwrite,
-                              channels_last=channels_last, extra=_extra_writer, desc="interpolate")
+                              channels_last=channels_last, batch_size=eval_batch_size, extra=_extra_writer,
+                              desc="interpolate")
     return Interpolation(surface)

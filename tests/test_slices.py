@@ -217,8 +217,9 @@ def _run_until(cmd, out: Path, *, points: int, timeout: float = 120.0) -> bool:
 
 def test_sigkilled_slice_resumes_to_the_uninterrupted_surface(digits_run, tmp_path):
     ck = digits_run / "epoch_003.pt"
+    # an explicit --batch-size: the in-process reference must not pick another one by timing
     args = ["slice", str(ck), "--range", "-1:1:7", "--yrange", "-1:1:5", "--seed", "2", "--subset", "100",
-            "--flush-seconds", "0.2"]
+            "--batch-size", "64", "--flush-seconds", "0.2"]
     ref = tmp_path / "ref.h5"
     assert run(*args, "--out", ref).exit_code == 0
     out = tmp_path / "killed.h5"

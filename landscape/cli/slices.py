@@ -30,6 +30,13 @@ def _range(text: Optional[str], name: str, *, auto: bool) -> Optional[Tuple[Any,
     return parse_range(text, name=name)
 
 
+def _eval_batch_size(session_kwargs: dict) -> Any:
+    """The --batch-size the user gave, or "auto" (the fastest) when it was left at its default."""
+    ctx = click.get_current_context()
+    given = ctx.get_parameter_source("batch_size") not in (None, click.core.ParameterSource.DEFAULT)
+    return session_kwargs.get("batch_size") if given else "auto"
+
+
 def _write_html(result: Any, path: Optional[str]) -> None:
     if not path:
         return
@@ -71,12 +78,13 @@ def slice_cmd(checkpoint: Optional[str], dirs: int, direction: str, norm: Option
     from ..slices import slice_checkpoint
 
     auto = bool(plane) or direction == "pca"
+    session_kwargs = pop_session_kwargs(kwargs)
     surface = slice_checkpoint(
         checkpoint, dirs=dirs, direction=direction, norm=norm, include_bn=include_bn,
         xrange=_range(xrange, "--range", auto=auto), yrange=_range(yrange, "--yrange", auto=auto),
         plane=plane or None, trajectory=trajectory, direction_file=direction_file, test=not no_test,
         out=out, overwrite=overwrite, channels_last=channels_last, flush_seconds=flush_seconds,
-        **pop_session_kwargs(kwargs))
+        eval_batch_size=_eval_batch_size(session_kwargs), **session_kwargs)
     if not is_main():
         return
     if json_path:
@@ -105,9 +113,10 @@ def interpolate_cmd(a: str, b: str, xrange: str, no_test: bool, out: Optional[st
     from ..distributed import is_main
     from ..slices import interpolate_checkpoints
 
+    session_kwargs = pop_session_kwargs(kwargs)
     result = interpolate_checkpoints(a, b, alphas=parse_range(xrange, name="--range"), test=not no_test,
                                      out=out, overwrite=overwrite, channels_last=channels_last,
-                                     **pop_session_kwargs(kwargs))
+                                     eval_batch_size=_eval_batch_size(session_kwargs), **session_kwargs)
     if not is_main():
         return
     if json_path:
