@@ -28,7 +28,7 @@ from landscape.report import build_report, write_html
 def slice_arrays(nx: int = 13, ny: int = 9):
     x, y = np.linspace(-1, 1, nx), np.linspace(-0.5, 1.5, ny)  # non-square, asymmetric on purpose
     X, Y = np.meshgrid(x, y, indexing="ij")
-    train = 0.05 + X ** 2 + 3 * Y ** 2
+    train = 0.2 + X ** 2 + 3 * Y ** 2  # under two decades: the linear colour scale comes first
     test = 0.25 + (X - 0.3) ** 2 + 3 * Y ** 2
     return x, y, train, test
 
@@ -117,18 +117,32 @@ def first_step_json() -> dict:
 
 
 def spikes_json() -> dict:
+    """In the layout of ``landscape probe spikes --json``."""
+    alphas = [-0.5, 0.0, 0.5, 1.0, 1.5]
+
+    def line(shift):
+        return {"alpha": alphas, "train_loss": [(a - 0.5) ** 2 + 0.3 for a in alphas],
+                "test_loss": [(a - 0.5 - shift) ** 2 + 0.5 for a in alphas], "train_min_alpha": 0.5,
+                "test_min_alpha": 0.5 + shift, "offset": shift}
+
+    def ckpt(epoch, role, lam, ratio, test_loss):
+        return {"epoch": epoch, "role": role, "event_epoch": 12.0, "path": f"run/epoch_{epoch:03d}.pt",
+                "optimizer": "sgd", "lr": 0.05, "train_loss": 0.3, "test_loss": test_loss, "lambda_max": lam,
+                "lambda_max_info": {"value": lam, "residual": 1e-4}, "threshold": 40.0, "ratio": ratio,
+                "grad_alignment": 0.5, "directional_curvature": lam / 2, "step": line(0.4), "eigen_slice": line(0.1)}
+
     return {
-        "spikes": [{"epoch": 12, "test_loss": 3.0, "baseline": 0.5, "score": 9.5}],
-        "oscillation": {"segments": [{"start": 20, "end": 25}]},
-        "checkpoints": [
-            {"epoch": 11, "lambda_max": 30.0, "ratio": 0.8, "train_loss": 0.3, "test_loss": 0.5,
-             "grad_alignment": 0.2, "directional_curvature": 10.0},
-            {"epoch": 12, "lambda_max": 45.0, "ratio": 1.2, "train_loss": 0.29, "test_loss": 3.0,
-             "grad_alignment": 0.7, "directional_curvature": 40.0},
-            {"epoch": 13, "lambda_max": 33.0, "ratio": 0.9, "train_loss": 0.28, "test_loss": 0.6,
-             "grad_alignment": 0.3, "directional_curvature": 12.0}],
-        "verdicts": [{"hypothesis": "edge of stability", "verdict": "supported",
-                      "evidence": "ratio 1.2 at the spike, 0.8 before"}],
+        "run_dir": "run", "n_epochs": 30,
+        "spikes": [{"epoch": 12.0, "test_loss": 3.0, "baseline": 0.5, "score": 9.5, "scale": 0.2, "index": 12}],
+        "oscillation": {"segments": [{"start_epoch": 20.0, "end_epoch": 25.0, "flips": 4}], "oscillating": True},
+        "log": {"epoch": list(range(30)), "test_loss": [3.0 if e == 12 else 1.0 / (e + 1) + 0.4 for e in range(30)],
+                "train_loss": [1.0 / (e + 1) + 0.2 for e in range(30)]},
+        "checkpoints": [ckpt(11, "before", 30.0, 0.75, 0.5), ckpt(12, "at", 48.0, 1.2, 3.0),
+                        ckpt(13, "after", 33.0, 0.825, 0.6)],
+        "verdicts": [{"hypothesis": "edge_of_stability", "event_epoch": 12.0, "status": "supported",
+                      "summary": "λ_max crosses its threshold", "verdict": "supported — λ_max crosses its threshold",
+                      "numbers": {"ratio_at": 1.2, "ratio_before": 0.75}}],
+        "provenance": {"run_dir": "run", "seed": 0},
     }
 
 
@@ -248,7 +262,7 @@ def test_page_is_offline_and_embeds_plotly_once(page):
     # one JSON block per figure, drawn by one render script
     figs = figures_of(p)
     n_div = sum(1 for tag, a in p.tags if tag == "div" and a.get("class") == "plot")
-    assert len(figs) == n_div == 19  # 4 + 1 + 1 + 4 + 1 + 2 + 3 + 1 + 2, see the builders
+    assert len(figs) == n_div == 21  # 4 + 1 + 1 + 4 + 1 + 3 + 3 + 2 + 2, see the builders
     templates = json.loads(next(s["text"] for s in p.scripts if s["attrs"].get("id") == "landscape-templates"))
     assert len(templates) == 1 and all(f.get("template") == 0 for f in figs)
     assert all("template" not in f["layout"] for f in figs)
@@ -297,6 +311,18 @@ def test_slice_2d_traces_and_log_toggle(page):
     assert [t["type"] for t in heat["data"]][:2] == ["heatmap", "heatmap"]
     acc = fig_named(figs, "accuracy heatmap")
     assert [t["name"] for t in acc["data"][:2]] == ["train acc", "test acc"]
+
+
+def test_wide_loss_range_starts_on_log_scale(tmp_path):
+    x, y, train, test = slice_arrays()
+    big = {"xcoordinates": x.tolist(), "ycoordinates": y.tolist(), "train_loss": (train * 0 + 0.01 + 50 * train ** 2).tolist()}
+    fig = build_report(big).sections[0].figures[0].figure
+    assert fig.layout.updatemenus[0].active == 1
+    z = np.array(fig.data[0].z, dtype=float)
+    np.testing.assert_allclose(z, np.log10(0.01 + 50 * train.T ** 2))
+    assert fig.layout.coloraxis.cmax == pytest.approx(np.log10(np.max(0.01 + 50 * train ** 2)))
+    linear = fig.layout.updatemenus[0].buttons[0].args[0]["z"][0]
+    np.testing.assert_allclose(np.array(linear, dtype=float), 0.01 + 50 * train.T ** 2)
 
 
 def test_transposed_axis_order_attribute_is_honoured(tmp_path):
@@ -372,10 +398,18 @@ def test_probe_figures(page):
     tl = fig_named(figs, "timeline")
     spike = next(t for t in tl["data"] if t.get("name") == "detected spike")
     assert spike["x"] == [12] and spike["y"] == [3.0]
+    test = next(t for t in tl["data"] if t.get("name") == "test loss")
+    assert len(test["x"]) == 30 and test["y"][12] == 3.0  # the whole log, not only the checkpoints
     ratio = next(t for t in tl["data"] if t.get("name") == "ratio")
-    assert ratio["y"] == [0.8, 1.2, 0.9]
+    assert ratio["x"] == [11, 12, 13] and ratio["y"] == [0.75, 1.2, 0.825]
     assert any(s.get("type") == "rect" and s["x0"] == 20 for s in tl["layout"]["shapes"])  # oscillation
-    assert "edge of stability: supported (ratio 1.2 at the spike, 0.8 before)" in text
+    assert ("edge_of_stability @ epoch 12: supported — λ_max crosses its threshold "
+            "(ratio at 1.2, ratio before 0.75)") in text
+    assert "<th>epoch 12 (at event 12)</th>" in text and "<td>lambda max</td><td>30</td><td>48</td><td>33</td>" in text
+    sl = fig_named(figs, "along the step and v₁")
+    assert len(sl["data"]) == 12  # 2 rows × 3 checkpoints × (train, test)
+    mins = sorted({round(s["x0"], 6) for s in sl["layout"]["shapes"]})
+    assert mins == [0.5, 0.6, 0.9]  # train minimum, test minima along v₁ and along the step
 
 
 def test_run_folder_curves_and_edge_of_stability(page):
@@ -482,3 +516,25 @@ def test_cli_report_and_png_skip(tmp_path, monkeypatch):
     assert (tmp_path / "r.html").stat().st_size > 1_000_000
     res = CliRunner().invoke(main, ["report", str(tmp_path / "missing.h5"), "--out", str(tmp_path / "x.html")])
     assert res.exit_code == 1 and "no such file" in res.output
+
+
+def test_sharpness_json_of_landscape_sharpness(tmp_path):
+    """The nested layout `landscape sharpness --json` writes: measures as dicts, train/test dicts."""
+    def rec(label, eps, train, test, opt):
+        return {"checkpoint": f"{label}/epoch_008.pt", "label": f"{label}/epoch_008 ({opt})", "epoch": 8,
+                "train": {"loss": train, "acc": 1.0, "n": 256}, "test": {"loss": test, "acc": 0.97, "n": 256},
+                "gap": {"loss": test - train, "acc": -0.03}, "optimizer": {"type": opt, "lr": 0.05},
+                "eps_sharpness": {"value": eps, "eps": 1e-3}, "average_sharpness": {"value": 1e-4, "stderr": 1e-5},
+                "pac_bayes_mag_sigma": {"value": 0.5}, "provenance": {"checkpoint": f"{label}/epoch_008.pt"}}
+
+    d = {"kind": "sharpness", "config": {"eps": 1e-3},
+         "checkpoints": [rec("sgd", 8.95, 0.05, 0.085, "sgd"), rec("adam", 11.07, 0.35, 0.353, "adam")]}
+    sec = build_report(d).sections[0]
+    table = next(b for b in sec.blocks if hasattr(b, "columns"))
+    assert table.columns == ("measure", "sgd/epoch_008 (sgd)", "adam/epoch_008 (adam)")
+    rows = {r[0]: r[1:] for r in table.rows}
+    assert rows["ε-sharpness (Keskar)"] == ("8.95", "11.07")
+    assert rows["average (Gaussian)"] == ("0.0001 ± 1e-05", "0.0001 ± 1e-05")
+    assert rows["PAC-Bayes σ (magnitude-aware)"] == ("0.5", "0.5")
+    assert rows["gap (test − train) loss"] == ("0.035", "0.003")
+    assert rows["optimizer"] == ("sgd (lr 0.05)", "adam (lr 0.05)")

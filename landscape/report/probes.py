@@ -147,8 +147,8 @@ def _step_slice(run: Mapping[str, Any]) -> Optional[Tuple[np.ndarray, dict]]:
 
 def first_step_table(runs: Sequence[Mapping[str, Any]]) -> TableBlock:
     keys = (("update_norm", "update norm"), ("bound", "η√d bound"), ("loss_before", "loss before"),
-            ("loss_after", "loss after"), ("amplified_fraction", "amplified fraction"),
-            ("dead_relu_fraction", "dead-ReLU fraction"))
+            ("loss_after", "loss after"), ("acc_after", "acc after"), ("amplified_fraction", "amplified fraction"),
+            ("dead_relu_fraction", "dead-ReLU fraction"), ("recovered", "recovers"))
     rows = []
     for run in runs:
         lr = fmt(run.get("lr"))
@@ -185,9 +185,17 @@ def first_step_section(d: Mapping[str, Any], *, source: str, label: str) -> Sect
     runs = [r for r in d["runs"] if isinstance(r, Mapping)]
     n_params = d.get("n_params")
     verdicts = tuple(f"lr {fmt(r.get('lr'))}: {r.get('verdict')}" for r in runs if r.get("verdict"))
+    notes = []
+    if fnum(d.get("lambda_max")) is not None:
+        notes.append(f"λ_max at the start {fmt(d['lambda_max'])}; η·λ_max by lr: "
+                     + ", ".join(f"{fmt(r.get('lr'))}: {fmt(r.get('eta_lambda_max'))}" for r in runs))
+    g = d.get("gradient")
+    if isinstance(g, Mapping):
+        notes.append("first mini-batch gradient: " + _numbers(g))
     return Section(
         title=t, kind="probe-first-step", source=source, provenance=provenance_from(d, source=source),
-        blocks=blocks(TextBlock(verdicts, "verdict") if verdicts else None, first_step_table(runs),
+        blocks=blocks(TextBlock(verdicts, "verdict") if verdicts else None,
+                      TextBlock(tuple(notes)) if notes else None, first_step_table(runs),
                       lr_overview_figure(runs, title=f"{t}: loss after one step by learning rate"),
                       [first_step_figure(r, title=f"{t}: lr {fmt(r.get('lr'))}", n_params=n_params)
                        for r in runs]))
@@ -268,21 +276,76 @@ def spike_timeline(d: Mapping[str, Any], *, title: str) -> FigureBlock:
                        "a ratio above 1 means the curvature exceeds the optimizer's stability threshold")
 
 
+_GEOMETRY_FIRST = ("epoch", "lr", "train_loss", "test_loss", "lambda_max", "threshold", "ratio", "eta_lambda_max",
+                   "preconditioned_sharpness", "preconditioned_threshold", "preconditioned_ratio",
+                   "grad_alignment", "directional_curvature", "eta_directional_curvature")
+
+
+def _ckpt_label(c: Mapping[str, Any], i: int) -> str:
+    role, ev = c.get("role"), fnum(c.get("event_epoch"))
+    ep = fnum(c.get("epoch"))
+    head = f"epoch {fmt(ep)}" if ep is not None else f"#{i + 1}"
+    if role:
+        head += f" ({role}" + (f" event {fmt(ev)})" if ev is not None else ")")
+    return head
+
+
 def geometry_table(ckpts: Sequence[Mapping[str, Any]]) -> Optional[TableBlock]:
+    """Quantities (rows) at each probed checkpoint (columns): curvature, stability ratio, alignment."""
     if not ckpts:
         return None
     keys: List[str] = []
     for c in ckpts:
         for k, v in c.items():
-            if k not in keys and (fnum(v) is not None or isinstance(v, bool)) and not isinstance(v, Mapping):
+            if k not in keys and not isinstance(v, (Mapping, list)) and (fnum(v) is not None or isinstance(v, bool)):
                 keys.append(k)
-    keys.sort(key=lambda k: (k != "epoch", k not in ("lambda_max", "ratio"), 0))
-    rows = tuple(tuple(fmt(c.get(k)) for k in keys) for c in ckpts)
-    labels = [str(first_key(c, "role", "position", "checkpoint") or "") for c in ckpts]
-    if any(labels):
-        return TableBlock(("checkpoint", *keys), tuple((lab, *r) for lab, r in zip(labels, rows)),
-                          "geometry at the checkpoints before, at and after each spike")
-    return TableBlock(tuple(keys), rows, "geometry at the checkpoints before, at and after each spike")
+    keys.sort(key=lambda k: _GEOMETRY_FIRST.index(k) if k in _GEOMETRY_FIRST else len(_GEOMETRY_FIRST))
+    rows = tuple((k.replace("_", " "), *[fmt(c.get(k)) for c in ckpts]) for k in keys if k != "event_epoch")
+    return TableBlock(("quantity", *[_ckpt_label(c, i) for i, c in enumerate(ckpts)]), rows,
+                      "geometry at the checkpoints before, at and after each event")
+
+
+def slices_figure(ckpts: Sequence[Mapping[str, Any]], *, title: str) -> Optional[FigureBlock]:
+    """Train and test loss along the step and along the top eigenvector at each probed checkpoint,
+    with the two minima marked (an offset means the train and test landscapes are shifted)."""
+    cols = [(i, c) for i, c in enumerate(ckpts) if any(isinstance(c.get(k), Mapping) for k in ("step", "eigen_slice"))]
+    if not cols:
+        return None
+    kinds = [k for k in ("step", "eigen_slice") if any(isinstance(c.get(k), Mapping) for _, c in cols)]
+    names = {"step": "along the step from the previous checkpoint", "eigen_slice": "along the top eigenvector v₁"}
+    fig = make_subplots(rows=len(kinds), cols=len(cols), shared_yaxes=False, vertical_spacing=0.16,
+                        horizontal_spacing=0.05,
+                        subplot_titles=[f"{plot_text(_ckpt_label(c, i))}: {names[k]}" if len(cols) < 3 else
+                                        plot_text(_ckpt_label(c, i)) for k in kinds for i, c in cols])
+    for r, k in enumerate(kinds, start=1):
+        for col, (_, c) in enumerate(cols, start=1):
+            sl = c.get(k)
+            if not isinstance(sl, Mapping):
+                continue
+            a = first_key(sl, "alpha", "alphas")
+            for split in ("train", "test"):
+                ys = sl.get(f"{split}_loss")
+                if a is None or ys is None:
+                    continue
+                fig.add_trace(go.Scatter(x=plain(farray(a)), y=plain(farray(ys)), mode="lines", name=f"{split} loss",
+                                         legendgroup=split, showlegend=(r, col) == (1, 1),
+                                         line={"color": COLORS[split]}), row=r, col=col)
+                m = fnum(sl.get(f"{split}_min_alpha"))
+                if m is not None and np.isfinite(m):
+                    fig.add_vline(x=m, line={"color": COLORS[split], "dash": "dot", "width": 1}, row=r, col=col)
+        fig.update_yaxes(title_text="loss" + ("" if len(kinds) == 1 else f" ({'step' if k == 'step' else 'v₁'})"),
+                         row=r, col=1)
+    fig.update_xaxes(title_text="α")
+    base_layout(fig, title=title, height=300 + 230 * len(kinds))
+    return FigureBlock(fig, "spike-slices", "rows: " + "; ".join(names[k] for k in kinds)
+                       + "; dotted lines: the train and the test minimum on each line")
+
+
+def _numbers(ev: Any) -> str:
+    if isinstance(ev, Mapping):
+        return ", ".join(f"{k.replace('_', ' ')} {fmt(v)}" for k, v in ev.items()
+                         if not isinstance(v, (Mapping, list)))
+    return str(ev)
 
 
 def _verdict_lines(v: Any) -> Tuple[str, ...]:
@@ -300,10 +363,12 @@ def _verdict_lines(v: Any) -> Tuple[str, ...]:
         out = []
         for item in v:
             if isinstance(item, Mapping):
-                h = first_key(item, "hypothesis", "name") or ""
+                h = str(first_key(item, "hypothesis", "name") or "")
+                at = fnum(item.get("event_epoch"))
                 text = first_key(item, "verdict", "summary", "result") or ""
                 ev = first_key(item, "evidence", "numbers", "detail")
-                out.append(f"{h}: {text}" + (f" ({ev})" if ev else ""))
+                head = h + (f" @ epoch {fmt(at)}" if at is not None else "")
+                out.append(f"{head}: {text}" + (f" ({_numbers(ev)})" if ev else ""))
             else:
                 out.append(str(item))
         return tuple(out)
@@ -324,4 +389,5 @@ def spikes_section(d: Mapping[str, Any], *, source: str, label: str) -> Section:
         title=t, kind="probe-spikes", source=source, provenance=provenance_from(d, source=source),
         blocks=blocks(TextBlock(verdicts, "verdict") if verdicts else None,
                       TextBlock(tuple(notes)) if notes else None,
-                      spike_timeline(d, title=f"{t}: timeline"), geometry_table(ckpts)))
+                      spike_timeline(d, title=f"{t}: timeline"), geometry_table(ckpts),
+                      slices_figure(ckpts, title=f"{t}: train and test loss along the step and v₁")))

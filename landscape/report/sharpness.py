@@ -43,8 +43,8 @@ MEASURES: Tuple[Tuple[str, str], ...] = (
     ("adaptive_sharpness", "adaptive (ASAM)"),
     ("average_sharpness", "average (Gaussian)"),
     ("pac_bayes_sigma", "PAC-Bayes σ"),
-    ("pac_bayes_sigma_magnitude", "PAC-Bayes σ (magnitude-aware)"),
-    ("magnitude_aware_pac_bayes_sigma", "PAC-Bayes σ (magnitude-aware)"),
+    ("pac_bayes_mag_sigma", "PAC-Bayes σ (magnitude-aware)"),
+    ("preconditioned_lambda_max", "λ₁(P⁻¹H) (preconditioned)"),
 )
 _SKIP = {"epoch", "step", "seconds", "hvps", "n_params", "seed", "subset", "train_loss", "test_loss",
          "train_acc", "test_acc"}
@@ -69,7 +69,9 @@ def is_sharpness(d: Any) -> bool:
 
 
 def _label(rec: Mapping[str, Any], i: int) -> str:
-    ck = first_key(rec, "checkpoint", "name", "label")
+    if isinstance(rec.get("label"), str) and rec["label"]:
+        return rec["label"]
+    ck = first_key(rec, "checkpoint", "name")
     if ck is None and isinstance(rec.get("provenance"), Mapping):
         ck = rec["provenance"].get("checkpoint")
     return short_path(ck) if ck is not None else f"#{i + 1}"
@@ -116,6 +118,9 @@ def side_by_side_table(recs: Sequence[Mapping[str, Any]]) -> TableBlock:
             cells.append(fmt(v) + (f" ± {fmt(e, 2)}" if e is not None else ""))
         rows.append((lab, *cells))
     stabs = [r.get("stability") if isinstance(r.get("stability"), Mapping) else None for r in recs]
+    opts = [r.get("optimizer") if isinstance(r.get("optimizer"), Mapping) else None for r in recs]
+    if not any(stabs) and any(opts):
+        rows.append(("optimizer", *[f"{o.get('type')} (lr {fmt(o.get('lr'))})" if o else "—" for o in opts]))
     if any(stabs):
         nums = [stability_numbers(s) if s else {} for s in stabs]
         rows.append(("optimizer", *[str(s.get("optimizer")) if s else "—" for s in stabs]))
@@ -134,9 +139,16 @@ def side_by_side_table(recs: Sequence[Mapping[str, Any]]) -> TableBlock:
                       "each measure with the hyper-parameters stated in the JSON; ± is the Monte-Carlo standard error")
 
 
+def _distinct_epochs(recs: Sequence[Mapping[str, Any]]) -> Optional[List[float]]:
+    epochs = [fnum(r.get("epoch")) for r in recs]
+    if len(recs) < 2 or any(e is None for e in epochs) or len(set(epochs)) < len(epochs):
+        return None
+    return epochs  # type: ignore[return-value]
+
+
 def relative_figure(recs: Sequence[Mapping[str, Any]], *, title: str) -> Optional[FigureBlock]:
     """Each measure divided by its largest absolute value across checkpoints, gap included."""
-    if len(recs) < 2:
+    if len(recs) < 2 or (len(recs) > 6 and _distinct_epochs(recs)):
         return None
     keys = _measure_keys(recs)
     cols: List[Tuple[str, List[Optional[float]]]] = [(lab, [_value(r, k)[0] for r in recs]) for k, lab in keys]
@@ -171,8 +183,8 @@ def relative_figure(recs: Sequence[Mapping[str, Any]], *, title: str) -> Optiona
 
 def over_run_figures(recs: Sequence[Mapping[str, Any]], *, title: str) -> List[Optional[FigureBlock]]:
     """With epochs on the records (a run folder): λ_max against the threshold by epoch."""
-    epochs = [fnum(r.get("epoch")) for r in recs]
-    if len(recs) < 2 or any(e is None for e in epochs) or len(set(epochs)) < len(epochs):
+    epochs = _distinct_epochs(recs)
+    if epochs is None:
         return []
     order = np.argsort(epochs)
     rs = [recs[i] for i in order]
@@ -185,10 +197,41 @@ def over_run_figures(recs: Sequence[Mapping[str, Any]], *, title: str) -> List[O
     y = sharp if use_pre else lam
     thr = [fnum(s.get("threshold")) if s else None for s in stabs]
     nan = float("nan")
-    return [eos_figure(ep, [nan if v is None else v for v in y],
+    return [measures_by_epoch(rs, ep, title=f"{title}: measures by epoch"), eos_figure(ep, [nan if v is None else v for v in y],
                        [nan if v is None else v for v in thr] if any(t is not None for t in thr) else None,
                        title=f"{title}: sharpness against the stability threshold by epoch",
                        sharpness_label="λ₁(P⁻¹H)" if use_pre else "λ_max")]
+
+
+def measures_by_epoch(recs: Sequence[Mapping[str, Any]], epochs: Sequence[float], *,
+                      title: str) -> Optional[FigureBlock]:
+    """Every measure over the run relative to its largest value, with the loss gap (test − train)."""
+    fig = go.Figure()
+    for key, lab in _measure_keys(recs):
+        vals = [_value(r, key)[0] for r in recs]
+        fin = [abs(v) for v in vals if v is not None and np.isfinite(v)]
+        if not fin or max(fin) == 0:
+            continue
+        top = max(fin)
+        fig.add_trace(go.Scatter(x=list(epochs), y=plain(np.array([np.nan if v is None else v / top for v in vals])),
+                                 mode="lines+markers", name=plot_text(lab), customdata=[fmt(v) for v in vals],
+                                 hovertemplate="epoch %{x}: %{customdata}<extra>%{fullData.name}</extra>"))
+    gap = []
+    for r in recs:
+        a, b = _split_value(r, "train", "loss"), _split_value(r, "test", "loss")
+        gap.append(b - a if a is not None and b is not None else np.nan)
+    if np.isfinite(gap).any():
+        top = np.nanmax(np.abs(gap)) or 1.0
+        fig.add_trace(go.Scatter(x=list(epochs), y=plain(np.array(gap) / top), mode="lines", name="gap (loss)",
+                                 line={"color": "black", "dash": "dash"}, customdata=[fmt(g) for g in gap],
+                                 hovertemplate="epoch %{x}: gap %{customdata}<extra></extra>"))
+    if not fig.data:
+        return None
+    fig.update_xaxes(title_text="epoch")
+    fig.update_yaxes(title_text="value / largest |value|")
+    base_layout(fig, title=title, height=400)
+    return FigureBlock(fig, "sharpness-by-epoch", "each measure relative to its largest value over the run "
+                       "(hover for the raw value); dashed: the generalisation gap test − train loss")
 
 
 def sharpness_section(d: Any, *, source: str, label: str) -> Section:

@@ -147,6 +147,7 @@ def slice_from_mapping(d: Mapping[str, Any], *, attrs: Optional[Mapping[str, Any
                        source: str = "") -> SliceData:
     """A :class:`SliceData` from h5 datasets or a JSON dict (``alphas`` or ``xcoordinates``)."""
     attrs = dict(attrs or {})
+    d = _with_direction_info(d)
     if "attrs" in d and isinstance(d["attrs"], Mapping):
         attrs.update(_flatten_attrs(d["attrs"]))
     if isinstance(d.get("provenance"), Mapping):
@@ -179,6 +180,31 @@ def slice_from_mapping(d: Mapping[str, Any], *, attrs: Optional[Mapping[str, Any
                      markers=_markers(d, attrs, x, y, interp))
 
 
+def _with_direction_info(d: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Lift the PCA trajectory, explained variance and plane/interpolation checkpoints out of the
+    ``directions`` (or ``directions_info``) dict of a slice JSON into the flat h5-like names."""
+    info = d.get("directions") if isinstance(d.get("directions"), Mapping) else d.get("directions_info")
+    if isinstance(info, str) and info[:1] == "{":
+        try:
+            info = json.loads(info)
+        except ValueError:
+            info = None
+    extra: Dict[str, Any] = {}
+    if isinstance(info, Mapping):
+        traj = info.get("trajectory")
+        if isinstance(traj, Mapping) and "trajectory" not in d:
+            extra["trajectory"] = traj.get("coordinates")
+            extra["trajectory_checkpoints"] = traj.get("files") or traj.get("epochs")
+        for key in ("explained_variance_ratio", "explained_variance"):
+            if key in info and key not in d:
+                extra[key] = info[key]
+        if "checkpoints" in info and "checkpoints" not in d:
+            extra["checkpoints"] = info["checkpoints"]
+        if isinstance(info.get("kind"), str):
+            extra.setdefault("direction", info["kind"])
+    return {**d, **{k: v for k, v in extra.items() if v is not None}} if extra else d
+
+
 def _trajectory(d: Mapping[str, Any], attrs: Mapping[str, Any]) -> Tuple[Optional[np.ndarray], Tuple[str, ...], Optional[np.ndarray]]:
     traj = None
     for key in d:
@@ -193,7 +219,7 @@ def _trajectory(d: Mapping[str, Any], attrs: Mapping[str, Any]) -> Tuple[Optiona
                 "pca/checkpoints", "checkpoints"):
         val = d.get(key, attrs.get(key))
         if val is not None and traj is not None and len(val) == len(traj):
-            labels = tuple(str(_attr_value(v)) for v in (val.tolist() if hasattr(val, "tolist") else val))
+            labels = tuple(short_path(_attr_value(v)) for v in (val.tolist() if hasattr(val, "tolist") else val))
             break
     ev = None
     for key in ("explained_variance_ratio", "explained_variance", "pca/explained_variance_ratio",
@@ -207,6 +233,15 @@ def _trajectory(d: Mapping[str, Any], attrs: Mapping[str, Any]) -> Tuple[Optiona
 
 def _markers(d: Mapping[str, Any], attrs: Mapping[str, Any], x: np.ndarray, y: Optional[np.ndarray],
              interp: bool) -> Tuple[Marker, ...]:
+    listed = d.get("checkpoints")
+    if isinstance(listed, list) and listed and all(isinstance(c, Mapping) and c.get("coordinates") is not None
+                                                   for c in listed):
+        out = []
+        for i, c in enumerate(listed):
+            xy = list(c["coordinates"]) + [0.0]
+            name = short_path(c.get("path") or f"P{i}")
+            out.append(Marker(f"{'AB'[i]}: {name}" if interp and i < 2 else name, float(xy[0]), float(xy[1])))
+        return tuple(out)
     if interp:
         a = first_key(attrs, "checkpoint_a", "a", "start", "checkpoint0") or first_key(d, "checkpoint_a") or "A"
         b = first_key(attrs, "checkpoint_b", "b", "end", "checkpoint1") or first_key(d, "checkpoint_b") or "B"
@@ -255,6 +290,12 @@ def _axis_titles(data: SliceData) -> Tuple[str, str]:
             return f"PC1 ({100 * ev[0]:.1f}%)", f"PC2 ({100 * ev[1]:.1f}%)"
         return "PC1", "PC2"
     return "x (direction 0)", "y (direction 1)"
+
+
+def _wide_range(zs: List[np.ndarray]) -> bool:
+    """More than two decades between the smallest and largest positive finite loss."""
+    rng = finite_range(*[np.where(z > 0, z, np.nan) for z in zs])
+    return rng is not None and rng[0] > 0 and rng[1] / rng[0] > 100
 
 
 def _scale_update(kind: str, zs: List[np.ndarray], markers: List[List[Optional[float]]],
@@ -346,9 +387,12 @@ def plane_figure(data: SliceData, *, kind: str, quantity: str = "loss", title: s
         idx = list(range(len(panels))) if kind != "surface" else list(range(n_grid))
         zs = [z for _, z in panels]
         mks = marker_z if (kind == "surface" and data.markers) else []
-        fig.update_layout(updatemenus=[toggle_menu([
-            ("linear", "update", _scale_update(kind, zs, mks, False, label) + [idx]),
-            ("log10", "update", _scale_update(kind, zs, mks, True, label) + [idx])])])
+        lin, log = _scale_update(kind, zs, mks, False, label), _scale_update(kind, zs, mks, True, label)
+        menu = toggle_menu([("linear", "update", lin + [idx]), ("log10", "update", log + [idx])])
+        if _wide_range(zs):
+            fig.plotly_update(restyle_data=log[0], relayout_data=log[1], trace_indexes=idx)
+            menu["active"] = 1
+        fig.update_layout(updatemenus=[menu])
     base_layout(fig, title=title, height=520 if kind == "surface" else 460)
     if kind == "surface":
         for i in range(1, n + 1):
@@ -360,8 +404,15 @@ def plane_figure(data: SliceData, *, kind: str, quantity: str = "loss", title: s
         fig.update_yaxes(title_text=yt, col=1)
     caption = {"surface": "3-D surface (drag to rotate)", "contour": "contours",
                "heatmap": "heatmap"}[kind]
-    return FigureBlock(fig, f"{kind}-{quantity}", f"{caption}; train and test share one colour scale"
-                       + ("; the toggle switches between linear and log10" if quantity == "loss" else ""))
+    if n == 2:
+        caption += "; train and test share one colour scale"
+    if quantity == "loss":
+        caption += "; the buttons switch the colour scale between linear and log10"
+        if _wide_range([z for _, z in panels]):
+            caption += " (log10 shown first: the loss spans more than two decades)"
+    if data.trajectory is not None and kind == "contour":
+        caption += "; white line: the training trajectory projected onto the plane"
+    return FigureBlock(fig, f"{kind}-{quantity}", caption)
 
 
 def line_figure(data: SliceData, *, title: str) -> FigureBlock:
