@@ -337,9 +337,10 @@ def plane_figure(data: SliceData, *, kind: str, quantity: str = "loss", title: s
     xt, yt = _axis_titles(data)
     marker_z: List[List[Optional[float]]] = []
     for col, (name, z) in enumerate(panels, start=1):
-        hover = f"x=%{{x:.3g}}<br>y=%{{y:.3g}}<br>{name}=%{{z:.4g}}<extra></extra>"
-        common = dict(x=plain(data.x), y=plain(data.y), z=plain(z.T), coloraxis="coloraxis",
-                      name=name, hovertemplate=hover)
+        # the hover shows the stored value whether the colour scale is linear or log10
+        hover = f"x=%{{x:.3g}}<br>y=%{{y:.3g}}<br>{name}=%{{customdata:.4g}}<extra></extra>"
+        common = dict(x=plain(data.x), y=plain(data.y), z=plain(z.T), customdata=plain(z.T),
+                      coloraxis="coloraxis", name=name, hovertemplate=hover)
         if kind == "surface":
             fig.add_trace(go.Surface(**common), row=1, col=col)
         elif kind == "contour":
@@ -383,13 +384,14 @@ def plane_figure(data: SliceData, *, kind: str, quantity: str = "loss", title: s
     fig.update_layout(coloraxis={"colorscale": "Viridis", "cmin": rng[0], "cmax": rng[1],
                                  "colorbar": {"title": {"text": label}}})
     n_grid = len(panels) if kind != "surface" or not data.markers else 2 * len(panels)
+    wide = quantity == "loss" and _wide_range([z for _, z in panels])
     if quantity == "loss":
         idx = list(range(len(panels))) if kind != "surface" else list(range(n_grid))
         zs = [z for _, z in panels]
         mks = marker_z if (kind == "surface" and data.markers) else []
         lin, log = _scale_update(kind, zs, mks, False, label), _scale_update(kind, zs, mks, True, label)
         menu = toggle_menu([("linear", "update", lin + [idx]), ("log10", "update", log + [idx])])
-        if _wide_range(zs):
+        if wide:
             fig.plotly_update(restyle_data=log[0], relayout_data=log[1], trace_indexes=idx)
             menu["active"] = 1
         fig.update_layout(updatemenus=[menu])
@@ -398,7 +400,7 @@ def plane_figure(data: SliceData, *, kind: str, quantity: str = "loss", title: s
         for i in range(1, n + 1):
             fig.update_layout({f"scene{'' if i == 1 else i}": {
                 "xaxis": {"title": {"text": xt.split(" ")[0]}}, "yaxis": {"title": {"text": yt.split(" ")[0]}},
-                "zaxis": {"title": {"text": label}}, "aspectmode": "cube"}})
+                "zaxis": {"title": {"text": f"log10 {label}" if wide else label}}, "aspectmode": "cube"}})
     else:
         fig.update_xaxes(title_text=xt)
         fig.update_yaxes(title_text=yt, col=1)
@@ -408,7 +410,7 @@ def plane_figure(data: SliceData, *, kind: str, quantity: str = "loss", title: s
         caption += "; train and test share one colour scale"
     if quantity == "loss":
         caption += "; the buttons switch the colour scale between linear and log10"
-        if _wide_range([z for _, z in panels]):
+        if wide:
             caption += " (log10 shown first: the loss spans more than two decades)"
     if data.trajectory is not None and kind == "contour":
         caption += "; white line: the training trajectory projected onto the plane"
