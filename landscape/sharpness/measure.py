@@ -256,34 +256,79 @@ def _label(session: Session) -> str:
 # ----------------------------------------------------------------------------- Hessian engine
 def _hessian_measures(session: Session, cfg: SharpnessConfig, warm: Dict[str, torch.Tensor],
                       new_warm: Dict[str, torch.Tensor]) -> Dict[str, Any]:
-    """λ_max (and, for adaptive optimizers, the preconditioned λ_max) and the stability verdict."""
+    """λ_max of the loss, and the stability verdict of the checkpoint's optimizer.
+
+    The verdict uses the curvature the optimizer sees: H + wd·I with coupled L2 weight decay
+    (SGD/Adam ``weight_decay``), and for adaptive optimizers λ₁ of P^{-1/2}(H + wd·I)P^{-1/2}
+    with the optimizer's own preconditioner P (Hessian engine, :mod:`landscape.hessian`).
+    """
     from ..hessian.lanczos import eigsh
     from ..hessian.operator import HessianOperator, PreconditionedOperator
-    from ..hessian.preconditioner import preconditioner_diag
+    from ..hessian.preconditioner import coupled_weight_decay, is_adaptive, preconditioner_diag
     from ..hessian.stability import stability
 
     obj = session.train
-    op = HessianOperator(obj)
-    top = eigsh(op, k=1, which="LA", tol=cfg.eig_tol, seed=cfg.seed, v0=warm.get("lambda_max"))
-    new_warm["lambda_max"] = top.eigenvectors[0].detach()
-    out: Dict[str, Any] = {"lambda_max": _eig_json(top, cfg, "lambda_max" in warm)}
     opt = session.optimizer
+    top = eigsh(HessianOperator(obj), k=1, which="LA", tol=cfg.eig_tol, seed=cfg.seed,
+                v0=warm.get("lambda_max"))
+    new_warm["lambda_max"] = top.eigenvectors[0].detach()
+    lam = float(top.eigenvalues[0])
+    out: Dict[str, Any] = {"lambda_max": _eig_json(top, cfg, "lambda_max" in warm, obj.space)}
+    wd = coupled_weight_decay(opt, obj.space, dtype=obj.dtype)
+    lam_seen = lam
+    if isinstance(wd, float):
+        lam_seen = lam + wd  # λ_max(H + wd·I) exactly
+    elif isinstance(wd, torch.Tensor) and not is_adaptive(opt):
+        shifted = eigsh(HessianOperator(obj, shift=wd), k=1, which="LA", tol=cfg.eig_tol, seed=cfg.seed,
+                        v0=warm.get("lambda_max"))
+        lam_seen = float(shifted.eigenvalues[0])
     pre_value = None
-    p_diag = preconditioner_diag(opt, obj.space) if opt is not None else None
-    if p_diag is not None:
-        pre = eigsh(PreconditionedOperator(op, p_diag.to(device=obj.device, dtype=obj.dtype)), k=1,
-                    which="LA", tol=cfg.eig_tol, seed=cfg.seed, v0=warm.get("preconditioned"))
-        new_warm["preconditioned"] = pre.eigenvectors[0].detach()
-        pre_value = float(pre.eigenvalues[0])
-        pj = _eig_json(pre, cfg, "preconditioned" in warm)
-        pj["definition"] = "top eigenvalue of P^-1/2 H P^-1/2 with the optimizer's preconditioner P"
+    if is_adaptive(opt):
+        try:
+            p_diag = preconditioner_diag(opt, obj.space, dtype=obj.dtype)
+        except LandscapeError as exc:  # e.g. a state saved before the first step
+            p_diag, reason = None, str(exc)
+        if p_diag is not None:
+            op = PreconditionedOperator(HessianOperator(obj, shift=wd), p_diag.to(obj.device))
+            pre = eigsh(op, k=1, which="LA", tol=cfg.eig_tol, seed=cfg.seed, v0=warm.get("preconditioned"))
+            new_warm["preconditioned"] = pre.eigenvectors[0].detach()
+            pre_value = float(pre.eigenvalues[0])
+            pj = _eig_json(pre, cfg, "preconditioned" in warm, obj.space)
+            pj["definition"] = "top eigenvalue of P^-1/2 (H + wd I) P^-1/2, P the optimizer's preconditioner"
+        else:
+            pj = {"value": None, "note": f"no preconditioner: {reason}"}
         out["preconditioned_lambda_max"] = pj
-    out["stability"] = stability(opt, lr=cfg.lr, lambda_max=float(top.eigenvalues[0]),
-                                 preconditioned_lambda_max=pre_value)
+    st = stability(opt, lr=cfg.lr, lambda_max=lam_seen, preconditioned_lambda_max=pre_value)
+    sj = st.to_json()
+    sj["coupled_weight_decay"] = (wd if isinstance(wd, float) else
+                                  ("per parameter group" if isinstance(wd, torch.Tensor) else 0.0))
+    sj["bn_mode"] = obj.bn_mode
+    if obj.bn_mode == "eval" and _has_batchnorm(obj):
+        sj["notes"] = list(sj.get("notes", [])) + [BN_EVAL_NOTE]
+    out["stability"] = sj
     return out
 
 
-def _eig_json(res: Any, cfg: SharpnessConfig, warm_started: bool) -> dict:
+BN_EVAL_NOTE = ("BatchNorm in eval mode (running statistics): the Hessian then has curvature in "
+                "directions training never moves (e.g. a bias just before BatchNorm has zero gradient "
+                "with batch statistics, so Adam's v is ~0 there and P^-1 H blows up); for the "
+                "training dynamics rerun with --bn-mode train")
+
+
+def _has_batchnorm(obj: Any) -> bool:
+    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in obj.model.modules())
+
+
+def top_blocks(vector: torch.Tensor, space: Any, k: int = 3) -> List[dict]:
+    """The parameters holding most of a unit vector's squared norm (where an eigenvector lives)."""
+    sq = vector.detach().double() ** 2
+    total = float(sq.sum()) or 1.0
+    shares = [(name, float(sq[sl].sum()) / total) for name, sl in space.blocks().items()]
+    shares.sort(key=lambda t: -t[1])
+    return [{"param": n, "share": round(v, 4)} for n, v in shares[:k]]
+
+
+def _eig_json(res: Any, cfg: SharpnessConfig, warm_started: bool, space: Any) -> dict:
     return {
         "value": float(res.eigenvalues[0]),
         "residual": float(res.residuals[0]),
@@ -293,6 +338,7 @@ def _eig_json(res: Any, cfg: SharpnessConfig, warm_started: bool) -> dict:
         "tol": cfg.eig_tol,
         "seed": cfg.seed,
         "warm_start": warm_started,
+        "eigenvector_top_params": top_blocks(res.eigenvectors[0], space),
     }
 
 
