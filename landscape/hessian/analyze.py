@@ -1,0 +1,278 @@
+"""The Hessian analysis of one checkpoint: what ``landscape hessian`` computes, as a Python API.
+
+:func:`analyze_hessian` runs, on one Objective and the checkpoint's optimizer state: the top-k
+eigenvalues (Lanczos, 'LA'), optionally the smallest eigenvalue ('SA'), the trace (Hutch++), the
+spectral density (SLQ), per-layer top eigenvalues, the preconditioned eigenvalues
+λ(P^{-1/2}(H + wd)P^{-1/2}) for adaptive optimizers, and the stability verdict; it returns a
+:class:`HessianReport` whose ``to_json()`` has the keys documented in the README.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import torch
+
+from ..checkpoint import OptimizerState
+from ..errors import LandscapeError
+from ..objective import Objective
+from .density import DensityResult, slq
+from .lanczos import EigenResult, eigsh
+from .operator import BlockOperator, HessianOperator, LinearOperator, PreconditionedOperator
+from .preconditioner import coupled_weight_decay, is_adaptive, preconditioner_diag
+from .stability import Stability, stability
+from .trace import TraceResult, hutchpp
+
+
+def top_eigen(objective: Objective, *, k: int = 1, tol: float = 1e-4, seed: int = 0,
+              v0: Optional[torch.Tensor] = None, theta: Optional[torch.Tensor] = None,
+              which: str = "LA", method: str = "fwd", max_iter: Optional[int] = None) -> EigenResult:
+    """Top-k ('LA') or bottom-k ('SA') eigenpairs of the Objective's Hessian at ``theta``."""
+    op = HessianOperator(objective, theta, method=method)
+    return eigsh(op, k=k, which=which, tol=tol, seed=seed, v0=v0, max_iter=max_iter)
+
+
+@dataclass(frozen=True)
+class LayerEigen:
+    """Top eigenvalue of the diagonal Hessian block of one layer (module)."""
+
+    name: str
+    params: int
+    lambda_max: float
+    residual: float
+    converged: bool
+    matvecs: int
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "params": self.params, "lambda_max": self.lambda_max,
+                "residual": self.residual, "converged": self.converged, "matvecs": self.matvecs}
+
+
+def layer_blocks(objective: Objective) -> Dict[str, slice]:
+    """Contiguous slices of the flat vector per module (a layer's weight and bias together)."""
+    out: Dict[str, slice] = {}
+    for name, (a, b) in zip(objective.space.names, objective.space.offsets()):
+        layer = name.rsplit(".", 1)[0] if "." in name else name
+        if layer in out and out[layer].stop == a:
+            out[layer] = slice(out[layer].start, b)
+        else:
+            out[layer if layer not in out else name] = slice(a, b)
+    return out
+
+
+def per_layer_eigen(op: LinearOperator, blocks: Dict[str, slice], *, tol: float = 1e-4,
+                    seed: int = 0) -> Tuple[LayerEigen, ...]:
+    """Top eigenvalue of each diagonal block H_BB (Lanczos on the restricted operator)."""
+    out = []
+    for name, sl in blocks.items():
+        sub = BlockOperator(op, sl)
+        before = op.hvps
+        r = eigsh(sub, k=1, which="LA", tol=tol, seed=seed, max_iter=min(sub.dim, 300))
+        out.append(LayerEigen(name, sub.dim, r.eigenvalues[0], r.residuals[0], r.converged, op.hvps - before))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class HessianConfig:
+    """What to compute (the ``landscape hessian`` options)."""
+
+    top_k: int = 5
+    smallest: bool = False
+    trace: bool = False
+    density: bool = False
+    per_layer: bool = False
+    preconditioned: bool = False
+    lr: Optional[float] = None
+    tol: float = 1e-4
+    seed: int = 0
+    trace_matvecs: int = 99
+    density_steps: int = 64
+    density_runs: int = 2
+    method: str = "fwd"
+    backend: str = "landscape"
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class HessianReport:
+    """Everything ``landscape hessian`` reports (``to_json`` gives the documented keys)."""
+
+    eigenvalues: Tuple[float, ...]
+    residuals: Tuple[float, ...]
+    converged: bool
+    stability: Stability
+    hvps: int
+    seconds: float
+    config: HessianConfig
+    eigenvectors: Optional[torch.Tensor] = None
+    smallest: Optional[EigenResult] = None
+    trace: Optional[TraceResult] = None
+    density: Optional[DensityResult] = None
+    per_layer: Optional[Tuple[LayerEigen, ...]] = None
+    preconditioned: Optional[EigenResult] = None
+    dim: int = 0
+    n: int = 0
+    notes: Tuple[str, ...] = ()
+    provenance: Dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        d: Dict[str, Any] = {
+            "eigenvalues": list(self.eigenvalues),
+            "residuals": list(self.residuals),
+            "converged": self.converged,
+        }
+        if self.smallest is not None:
+            d["smallest_eigenvalue"] = self.smallest.eigenvalues[0]
+            d["smallest_residual"] = self.smallest.residuals[0]
+            d["smallest_converged"] = self.smallest.converged
+        if self.trace is not None:
+            d["trace"] = self.trace.trace
+            d["trace_stderr"] = self.trace.stderr
+            d["trace_method"] = self.trace.method
+        if self.density is not None:
+            d["density"] = self.density.to_json()
+        if self.per_layer is not None:
+            d["per_layer"] = [p.to_json() for p in self.per_layer]
+        if self.preconditioned is not None:
+            d["preconditioned_eigenvalues"] = list(self.preconditioned.eigenvalues)
+            d["preconditioned_residuals"] = list(self.preconditioned.residuals)
+            d["preconditioned_converged"] = self.preconditioned.converged
+        d["stability"] = self.stability.to_json()
+        d["hvps"] = self.hvps
+        d["seconds"] = self.seconds
+        d["n_params"] = self.dim
+        d["n_samples"] = self.n
+        d["settings"] = self.config.to_json()
+        d["notes"] = list(self.notes)
+        d["provenance"] = dict(self.provenance)
+        return d
+
+    def summary(self) -> str:
+        lines = [f"top-{len(self.eigenvalues)} Hessian eigenvalues: "
+                 + ", ".join(f"{v:.6g}" for v in self.eigenvalues)
+                 + f"  (max residual {max(self.residuals, default=float('nan')):.2g}, "
+                 f"converged: {self.converged})"]
+        if self.smallest is not None:
+            lines.append(f"smallest eigenvalue: {self.smallest.eigenvalues[0]:.6g} "
+                         f"(residual {self.smallest.residuals[0]:.2g}, converged: {self.smallest.converged})")
+        if self.trace is not None:
+            lines.append(f"trace: {self.trace.trace:.6g} ± {self.trace.stderr:.2g} ({self.trace.method})")
+        if self.density is not None:
+            lines.append(f"spectral density: {len(self.density.grid)} grid points, "
+                         f"{self.density.runs}×{self.density.steps} Lanczos steps")
+        if self.per_layer is not None:
+            for p in self.per_layer:
+                lines.append(f"  {p.name:<30} {p.params:>9} params  λ_max {p.lambda_max:.6g}")
+        if self.preconditioned is not None:
+            lines.append("preconditioned λ(P⁻¹H): " + ", ".join(f"{v:.6g}" for v in self.preconditioned.eigenvalues))
+        s = self.stability
+        if s.stable is None:
+            verdict = "unknown"
+        else:
+            verdict = "stable" if s.stable else "UNSTABLE (above the threshold)"
+        lines.append(f"stability ({s.optimizer}, lr {s.lr}): sharpness {s.sharpness:.6g} vs threshold "
+                     f"{s.threshold:.6g} [{s.rule} on {s.on}] → ratio {s.ratio:.3g}: {verdict}")
+        for note in self.notes + s.notes:
+            lines.append(f"note: {note}")
+        lines.append(f"{self.hvps} Hessian-vector products in {self.seconds:.1f} s")
+        return "\n".join(lines)
+
+
+class _Counting(LinearOperator):
+    """Forwards to an operator and reports every product to a callback (progress display)."""
+
+    def __init__(self, base: LinearOperator, tick: Callable[[int], None]) -> None:
+        self.base, self.tick = base, tick
+        self.dim, self.dtype, self.device = base.dim, base.dtype, base.device
+
+    @property
+    def hvps(self) -> int:
+        return self.base.hvps
+
+    def matvec(self, v: torch.Tensor) -> torch.Tensor:
+        out = self.base.matvec(v)
+        self.tick(1)
+        return out
+
+    def matmat(self, V: torch.Tensor) -> torch.Tensor:
+        out = self.base.matmat(V)
+        self.tick(V.shape[0] if V.dim() > 1 else 1)
+        return out
+
+
+def analyze_hessian(objective: Objective, optimizer: Optional[OptimizerState] = None,
+                    config: HessianConfig = HessianConfig(), *, theta: Optional[torch.Tensor] = None,
+                    provenance: Optional[Dict[str, Any]] = None,
+                    tick: Optional[Callable[[str, int], None]] = None) -> HessianReport:
+    """Run the analysis described by ``config`` (module docstring). ``tick(phase, n)`` is called
+    after every ``n`` Hessian-vector products (for a progress display)."""
+    if config.top_k < 1:
+        raise LandscapeError("--top-k must be at least 1")
+    if config.top_k > objective.dim:
+        raise LandscapeError(f"--top-k {config.top_k} exceeds the {objective.dim} parameters")
+    if config.tol <= 0:
+        raise LandscapeError("--tol must be positive")
+    if config.backend == "pyhessian":
+        from .pyhessian_backend import analyze_with_pyhessian
+
+        return analyze_with_pyhessian(objective, optimizer, config, theta=theta, provenance=provenance)
+    if config.backend != "landscape":
+        raise LandscapeError(f"unknown backend {config.backend!r}; choose landscape or pyhessian")
+    t0 = time.perf_counter()
+    start = objective.hvp_count
+    notes: List[str] = []
+    base = HessianOperator(objective, theta, method=config.method)
+
+    def wrap(op: LinearOperator, phase: str) -> LinearOperator:
+        return _Counting(op, lambda n: tick(phase, n)) if tick is not None else op
+
+    top = eigsh(wrap(base, "top eigenvalues"), k=config.top_k, which="LA", tol=config.tol, seed=config.seed)
+    if not top.converged:
+        notes.append(f"top-{config.top_k} Lanczos did not reach tol {config.tol:g} in {top.matvecs} products")
+    smallest = None
+    if config.smallest:
+        smallest = eigsh(wrap(base, "smallest eigenvalue"), k=1, which="SA", tol=config.tol,
+                         seed=config.seed + 1, max_iter=max(300, 30))
+        if not smallest.converged:
+            notes.append("smallest eigenvalue not converged (the bottom of a Hessian spectrum is "
+                         "crowded; see smallest_residual)")
+    trace = hutchpp(wrap(base, "trace"), matvecs=config.trace_matvecs, seed=config.seed) if config.trace else None
+    density = (slq(wrap(base, "density"), steps=config.density_steps, runs=config.density_runs,
+                   seed=config.seed) if config.density else None)
+    per_layer = (per_layer_eigen(wrap(base, "per-layer"), layer_blocks(objective), tol=config.tol,
+                                 seed=config.seed) if config.per_layer else None)
+
+    space = objective.space
+    wd = coupled_weight_decay(optimizer, space, dtype=objective.dtype)
+    lam = top.eigenvalues[0]
+    if isinstance(wd, float):
+        lam = lam + wd
+        notes.append(f"coupled weight decay {wd:g}: stability uses λ_max(H + wd·I) = λ_max + wd")
+    elif isinstance(wd, torch.Tensor):
+        shifted = eigsh(wrap(HessianOperator(objective, theta, method=config.method, shift=wd), "H + wd"),
+                        k=1, which="LA", tol=config.tol, seed=config.seed, v0=top.eigenvectors[:1])
+        lam = shifted.eigenvalues[0]
+        notes.append("coupled weight decay differs between parameter groups: stability uses "
+                     f"λ_max(H + diag(wd)) = {lam:.6g}")
+    pre = None
+    if is_adaptive(optimizer) or config.preconditioned:
+        p = preconditioner_diag(optimizer, space, dtype=objective.dtype) if optimizer is not None else None
+        if p is None:
+            notes.append("--preconditioned: the optimizer is not adaptive (P = I); nothing to precondition")
+        else:
+            op = PreconditionedOperator(HessianOperator(objective, theta, method=config.method, shift=wd), p)
+            k = config.top_k if config.preconditioned else 1
+            pre = eigsh(wrap(op, "preconditioned"), k=k, which="LA", tol=config.tol, seed=config.seed)
+            if wd is not None:
+                notes.append("preconditioned eigenvalues include the coupled weight decay: λ(P^-1/2 (H + wd) P^-1/2)")
+    stab = stability(optimizer, lr=config.lr, lambda_max=lam,
+                     preconditioned_lambda_max=pre.eigenvalues[0] if pre is not None else None)
+    hvps = objective.hvp_count - start
+    return HessianReport(top.eigenvalues, top.residuals, top.converged, stab, hvps,
+                         time.perf_counter() - t0, config, top.eigenvectors, smallest, trace, density,
+                         per_layer, pre if (config.preconditioned or is_adaptive(optimizer)) else None,
+                         objective.dim, objective.n, tuple(notes), dict(provenance or {}))
