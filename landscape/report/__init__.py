@@ -102,8 +102,17 @@ def load_sections(items: Iterable[Item]) -> List[Section]:
         else:
             d = jsonable(item)
             name = type(item).__name__ if not isinstance(item, (Mapping, list)) else f"result {i}"
-            out.append(section_from_mapping(d, source=name, label=name))
+            out.append(section_from_mapping(d, source=name, label=_object_label(name, d)))
     return out
+
+
+def _object_label(name: str, d: Any) -> str:
+    """``Surface (run/s.h5)``: the result's type and the file or checkpoint it is about."""
+    if not isinstance(d, Mapping):
+        return name
+    prov = d.get("provenance") if isinstance(d.get("provenance"), Mapping) else {}
+    where = d.get("out") or d.get("run_dir") or prov.get("checkpoint") or prov.get("run_dir")
+    return f"{name} ({short_path(where)})" if where else name
 
 
 def _as_list(items: Union[Item, Sequence[Item]]) -> List[Item]:
