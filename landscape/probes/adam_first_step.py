@@ -132,6 +132,12 @@ class AdamFirstStepResult:
                  f"{g['tiny_fraction']:.1%} of |g| < 1e-3·max|g|"]
         if self.lambda_max is not None:
             lines.append(f"λ_max at init = {self.lambda_max['value']:.4g} (residual {self.lambda_max['residual']:.2g})")
+        pre = self.adam_step1_preconditioned_sharpness
+        if pre is not None:
+            b1 = self.config.betas[0]
+            lines.append(f"Adam's step-1 preconditioned sharpness λ₁(P₁⁻¹H) = {pre['value']:.4g} "
+                         f"(residual {pre['residual']:.2g}); threshold (2+2β₁)/((1−β₁)η) = "
+                         + ", ".join(f"{(2 + 2 * b1) / ((1 - b1) * r.lr):.4g} at lr {r.lr:g}" for r in self.runs))
         for r in self.runs:
             lines.append(f"lr {r.lr:g}: {r.verdict}")
         return "\n".join(lines)
