@@ -68,3 +68,19 @@ def test_bad_input() -> None:
         batch_sharpness(obj, batch_size=1000, batches=2)
     with pytest.raises(LandscapeError):
         batch_sharpness(obj, batch_size=4, batches=0)
+
+
+def test_in_hessian_report_with_sgd_verdict() -> None:
+    from landscape.hessian.analyze import HessianConfig, analyze_hessian
+
+    obj = objective_for("mlp_tanh", loss="mse-sum")
+    cfg = HessianConfig(top_k=1, lr=0.5, batch_sharpness=True, train_batch_size=6, batches=4, seed=3)
+    rep = analyze_hessian(obj, None, cfg)
+    d = rep.to_json()
+    ref = batch_sharpness(obj, batch_size=6, batches=4, seed=3)
+    assert d["batch_sharpness"]["batch_sharpness"] == pytest.approx(ref.value, rel=1e-10)
+    assert d["batch_stability"]["threshold"] == pytest.approx(2 / 0.5)
+    assert d["batch_stability"]["ratio"] == pytest.approx(ref.value * 0.5 / 2, rel=1e-10)
+    assert "batch sharpness" in rep.summary()
+    with pytest.raises(LandscapeError):
+        analyze_hessian(obj, None, HessianConfig(top_k=1, lr=0.5, batch_sharpness=True))

@@ -41,6 +41,8 @@ from .common import analysis_options, pop_session_kwargs
 @click.option("--eig-tol", type=float, default=1e-4, show_default=True, help="Lanczos residual tolerance for λ_max.")
 @click.option("--trace-matvecs", type=int, default=60, show_default=True, help="Hutch++ Hessian-vector products for the trace.")
 @click.option("--lr", type=float, default=None, help="Learning rate for the stability threshold (default: the checkpoint's optimizer's).")
+@click.option("--train-batch-size", type=int, default=None, help="SGD runs: batch sharpness over mini-batches of this size in the stability verdict (default: the batch_size the checkpoint records).")
+@click.option("--batches", type=int, default=20, show_default=True, help="Mini-batches averaged for the batch sharpness.")
 @click.option("--json", "json_path", default=None, help="Write the result as JSON to PATH (- for stdout).")
 @click.option("--html", "html_path", default=None, help="Write an interactive HTML report to PATH.")
 def sharpness_cmd(paths: Tuple[str, ...], json_path: Optional[str], html_path: Optional[str],

@@ -18,6 +18,7 @@ import torch
 from ..checkpoint import OptimizerState
 from ..errors import LandscapeError
 from ..objective import Objective
+from .batch_sharpness import BatchSharpness, batch_sharpness, batch_stability
 from .density import DensityResult, slq
 from .lanczos import EigenResult, eigsh
 from .operator import BlockOperator, HessianOperator, LinearOperator, PreconditionedOperator
@@ -92,6 +93,9 @@ class HessianConfig:
     density_runs: int = 2
     method: str = "fwd"
     backend: str = "landscape"
+    batch_sharpness: bool = False
+    train_batch_size: Optional[int] = None
+    batches: int = 20
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -118,6 +122,8 @@ class HessianReport:
     n: int = 0
     notes: Tuple[str, ...] = ()
     provenance: Dict[str, Any] = field(default_factory=dict)
+    batch_sharpness: Optional[BatchSharpness] = None
+    batch_stability: Optional[Stability] = None
 
     def to_json(self) -> dict:
         d: Dict[str, Any] = {
@@ -142,6 +148,9 @@ class HessianReport:
             d["preconditioned_residuals"] = list(self.preconditioned.residuals)
             d["preconditioned_converged"] = self.preconditioned.converged
         d["stability"] = self.stability.to_json()
+        if self.batch_sharpness is not None:
+            d["batch_sharpness"] = self.batch_sharpness.to_json()
+            d["batch_stability"] = self.batch_stability.to_json() if self.batch_stability is not None else None
         d["hvps"] = self.hvps
         d["seconds"] = self.seconds
         d["n_params"] = self.dim
@@ -176,6 +185,13 @@ class HessianReport:
             verdict = "stable" if s.stable else "UNSTABLE (above the threshold)"
         lines.append(f"stability ({s.optimizer}, lr {s.lr}): sharpness {s.sharpness:.6g} vs threshold "
                      f"{s.threshold:.6g} [{s.rule} on {s.on}] → ratio {s.ratio:.3g}: {verdict}")
+        b = self.batch_sharpness
+        if b is not None:
+            line = (f"batch sharpness (batch {b.batch_size}, {b.batches} batches): {b.value:.6g} ± {b.stderr:.2g}")
+            bs = self.batch_stability
+            if bs is not None and bs.stable is not None:
+                line += f" vs threshold {bs.threshold:.6g} → ratio {bs.ratio:.3g}"
+            lines.append(line)
         for note in self.notes + s.notes:
             lines.append(f"note: {note}")
         lines.append(f"{self.hvps} Hessian-vector products in {self.seconds:.1f} s")
@@ -271,8 +287,16 @@ def analyze_hessian(objective: Objective, optimizer: Optional[OptimizerState] = 
                 notes.append("preconditioned eigenvalues include the coupled weight decay: λ(P^-1/2 (H + wd) P^-1/2)")
     stab = stability(optimizer, lr=config.lr, lambda_max=lam,
                      preconditioned_lambda_max=pre.eigenvalues[0] if pre is not None else None)
-    hvps = objective.hvp_count - start
+    bsharp = bstab = None
+    if config.batch_sharpness:
+        if not config.train_batch_size:
+            raise LandscapeError("--batch-sharpness needs the training batch size: pass --train-batch-size "
+                                 "(checkpoints of `landscape train` record it)")
+        bsharp = batch_sharpness(objective, batch_size=config.train_batch_size, batches=config.batches,
+                                 seed=config.seed, theta=theta)
+        bstab = batch_stability(optimizer, bsharp, lr=config.lr)
+    hvps = objective.hvp_count - start + (bsharp.hvps if bsharp is not None else 0)
     return HessianReport(top.eigenvalues, top.residuals, top.converged, stab, hvps,
                          time.perf_counter() - t0, config, top.eigenvectors, smallest, trace, density,
                          per_layer, pre if (config.preconditioned or is_adaptive(optimizer)) else None,
-                         objective.dim, objective.n, tuple(notes), dict(provenance or {}))
+                         objective.dim, objective.n, tuple(notes), dict(provenance or {}), bsharp, bstab)

@@ -22,13 +22,16 @@ The estimate is the mean over ``batches`` mini-batches with its standard error s
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional, Tuple
 
 import torch
 
+from ..checkpoint import OptimizerState
 from ..errors import LandscapeError
 from ..objective import Objective
+from .preconditioner import is_adaptive
+from .stability import Stability, stability
 
 
 @dataclass(frozen=True)
@@ -87,3 +90,24 @@ def batch_sharpness(objective: Objective, *, batch_size: int, batches: int = 20,
     mean = float(out.mean())
     stderr = float(out.std(unbiased=True) / math.sqrt(m)) if m > 1 else float("nan")
     return BatchSharpness(mean, stderr, int(batch_size), m, values, int(seed), objective.n, hvps)
+
+
+def train_batch_size(checkpoint_meta: Optional[dict], override: Optional[int] = None) -> Optional[int]:
+    """The training batch size: ``override`` (``--train-batch-size``), else what ``landscape train``
+    recorded in the checkpoint's ``landscape`` meta (``batch_size``), else None."""
+    if override is not None:
+        return int(override)
+    value = (checkpoint_meta or {}).get("batch_size")
+    return int(value) if value else None
+
+
+def batch_stability(opt: Optional[OptimizerState], result: BatchSharpness, *,
+                    lr: Optional[float] = None) -> Optional[Stability]:
+    """The SGD stability verdict on the batch sharpness (its threshold is that of λ_max: 2/η, or
+    (2 + 2β)/η with momentum); None for adaptive optimizers, whose verdict is on λ₁(P⁻¹H)."""
+    if is_adaptive(opt):
+        return None
+    st = stability(opt, lr=lr, lambda_max=result.value)
+    return replace(st, on="batch sharpness E_B[g_B^T H_B g_B/|g_B|^2]",
+                   notes=st.notes + (f"batch sharpness over {result.batches} mini-batches of "
+                                     f"{result.batch_size} (± {result.stderr:.3g} standard error)",))

@@ -82,6 +82,8 @@ class SharpnessConfig:
     trace_matvecs: int = 60
     lr: Optional[float] = None
     seed: int = 0
+    train_batch_size: Optional[int] = None
+    batches: int = 20
 
     def __post_init__(self) -> None:
         if self.pac_criterion not in ("loss", "error"):
@@ -305,8 +307,29 @@ def _hessian_measures(session: Session, cfg: SharpnessConfig, warm: Dict[str, to
     sj["bn_mode"] = obj.bn_mode
     if obj.bn_mode == "eval" and _has_batchnorm(obj):
         sj["notes"] = list(sj.get("notes", [])) + [BN_EVAL_NOTE]
+    _batch_sharpness_verdict(session, cfg, sj)
     out["stability"] = sj
     return out
+
+
+def _batch_sharpness_verdict(session: Session, cfg: SharpnessConfig, sj: Dict[str, Any]) -> None:
+    """For non-adaptive (SGD) runs, add the batch sharpness over mini-batches of the training batch
+    size and its verdict (:mod:`landscape.hessian.batch_sharpness`) to the stability JSON."""
+    from ..hessian.batch_sharpness import batch_sharpness, batch_stability, train_batch_size
+    from ..hessian.preconditioner import is_adaptive
+
+    ck = session.checkpoint
+    bsz = train_batch_size(ck.meta if ck else None, cfg.train_batch_size)
+    if is_adaptive(session.optimizer) or bsz is None:
+        return
+    if bsz >= session.train.n:
+        sj["notes"] = list(sj.get("notes", [])) + [
+            f"training batch size {bsz} >= {session.train.n} evaluation samples: full-batch, no batch sharpness"]
+        return
+    res = batch_sharpness(session.train, batch_size=bsz, batches=cfg.batches, seed=cfg.seed)
+    st = batch_stability(session.optimizer, res, lr=cfg.lr)
+    sj["batch_sharpness"] = res.to_json()
+    sj["batch_stability"] = st.to_json() if st is not None else None
 
 
 BN_EVAL_NOTE = ("BatchNorm in eval mode (running statistics): the Hessian then has curvature in "
@@ -431,6 +454,11 @@ class SharpnessRun:
             cols["threshold"].append(_get(st, "threshold") if st is not None else None)
             cols["ratio"].append(_get(st, "ratio") if st is not None else None)
             cols["stable"].append(_get(st, "stable") if st is not None else None)
+            b = _batch(r, "batch_sharpness")
+            if b is not None:
+                cols.setdefault("batch_sharpness", [None] * (len(cols["epoch"]) - 1)).append(b["batch_sharpness"])
+            elif "batch_sharpness" in cols:
+                cols["batch_sharpness"].append(None)
             for m in scalar:
                 cols[m].append(r.value(m))
         return cols
@@ -497,7 +525,20 @@ def _measure_rows(results: Sequence[CheckpointSharpness]) -> List[Tuple[str, Any
         rows.append(("stability: threshold", lambda r: _stab(r, "threshold")))
         rows.append(("stability: ratio", lambda r: _stab(r, "ratio")))
         rows.append(("stability: stable", lambda r: _stab(r, "stable")))
+        if any(_batch(r, "batch_sharpness") is not None for r in results):
+            rows.append(("batch sharpness (SGD)", lambda r: _pm(_batch_pm(r))))
+            rows.append(("batch sharpness: ratio", lambda r: (_batch(r, "batch_stability") or {}).get("ratio")))
     return rows
+
+
+def _batch(r: CheckpointSharpness, key: str) -> Any:
+    st = r.measures.get("stability")
+    return st.get(key) if isinstance(st, dict) else None
+
+
+def _batch_pm(r: CheckpointSharpness) -> Any:
+    b = _batch(r, "batch_sharpness")
+    return None if b is None else {"value": b["batch_sharpness"], "stderr": b["stderr"]}
 
 
 def _stab(r: CheckpointSharpness, key: str) -> Any:

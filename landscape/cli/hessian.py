@@ -1,0 +1,71 @@
+"""``landscape hessian``: top eigenvalues, smallest eigenvalue, trace, density, per-layer and
+preconditioned curvature, and the stability verdict for the checkpoint's optimizer."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import click
+
+from ..hessian.analyze import HessianConfig, analyze_hessian
+from ..hessian.batch_sharpness import train_batch_size as resolve_batch_size
+from ..progress import progress
+from ..results import write_json
+from . import main
+from .common import analysis_options, pop_session_kwargs, session_from
+
+
+@main.command("hessian")
+@click.argument("checkpoint", type=click.Path())
+@analysis_options
+@click.option("--top-k", type=int, default=5, show_default=True, help="Number of largest (algebraic) eigenvalues.")
+@click.option("--smallest", is_flag=True, help="Also the smallest eigenvalue (negative curvature).")
+@click.option("--trace", "do_trace", is_flag=True, help="Trace by Hutch++ with a standard error.")
+@click.option("--trace-matvecs", type=int, default=99, show_default=True, help="Products for --trace.")
+@click.option("--density", is_flag=True, help="Spectral density by stochastic Lanczos quadrature.")
+@click.option("--density-steps", type=int, default=64, show_default=True, help="Lanczos steps per SLQ run.")
+@click.option("--density-runs", type=int, default=2, show_default=True, help="Random start vectors for SLQ.")
+@click.option("--per-layer", is_flag=True, help="Top eigenvalue of each layer's diagonal Hessian block.")
+@click.option("--preconditioned", is_flag=True, help="Top-k eigenvalues of P^-1/2 H P^-1/2 from the checkpoint's adaptive optimizer state (top-1 is always computed for adaptive optimizers).")
+@click.option("--lr", type=float, default=None, help="Learning rate for the stability check (default: the checkpoint's).")
+@click.option("--tol", type=float, default=1e-4, show_default=True, help="Relative residual ‖Hv − λv‖ / |λ_max| to stop at.")
+@click.option("--method", type=click.Choice(["fwd", "rev"]), default="fwd", show_default=True, help="Hessian-vector products: forward-over-reverse or double backward.")
+@click.option("--backend", type=click.Choice(["landscape", "pyhessian"]), default="landscape", show_default=True, help="pyhessian: cross-check with PyPI pyhessian's power iteration.")
+@click.option("--batch-sharpness", "do_batch_sharpness", is_flag=True, help="Batch sharpness E_B[g_B^T H_B g_B/|g_B|^2] over mini-batches of the training batch size (Andreyev & Beneventano 2024), with its SGD stability verdict.")
+@click.option("--train-batch-size", type=int, default=None, help="Mini-batch size for --batch-sharpness (default: the batch_size the checkpoint records).")
+@click.option("--batches", type=int, default=20, show_default=True, help="Mini-batches averaged for --batch-sharpness.")
+@click.option("--json", "json_path", default=None, help="Write the result as JSON to PATH (- for stdout).")
+@click.option("--html", "html_path", default=None, help="Write a one-page HTML report to PATH.")
+def hessian_cmd(checkpoint: str, top_k: int, smallest: bool, do_trace: bool, trace_matvecs: int,
+                density: bool, density_steps: int, density_runs: int, per_layer: bool,
+                preconditioned: bool, lr: Optional[float], tol: float, method: str, backend: str,
+                do_batch_sharpness: bool, train_batch_size: Optional[int], batches: int, json_path: Optional[str], html_path: Optional[str], **kwargs) -> None:
+    """Hessian spectrum of CHECKPOINT's training loss and the edge-of-stability check."""
+    options = pop_session_kwargs(kwargs)
+    session = session_from(checkpoint, options)
+    config = HessianConfig(top_k=top_k, smallest=smallest, trace=do_trace, density=density,
+                           per_layer=per_layer, preconditioned=preconditioned, lr=lr, tol=tol,
+                           seed=options.get("seed", 0), trace_matvecs=trace_matvecs,
+                           density_steps=density_steps, density_runs=density_runs, method=method,
+                           backend=backend, batch_sharpness=do_batch_sharpness,
+                           train_batch_size=resolve_train_batch_size(session, train_batch_size), batches=batches)
+    with progress(None, desc="Hessian-vector products", unit="hvp") as bar:
+        def tick(phase: str, n: int) -> None:
+            bar.set_description(phase, refresh=False)
+            bar.update(n)
+
+        report = analyze_hessian(session.train, session.optimizer, config,
+                                 provenance=session.provenance(), tick=tick)
+    if json_path:
+        write_json(report, json_path)
+    if html_path:
+        from ..report import write_html
+
+        write_html([report], html_path, title=f"Hessian of {checkpoint}")
+    if json_path != "-":
+        click.echo(report.summary())
+
+
+def resolve_train_batch_size(session, override: Optional[int]) -> Optional[int]:
+    """``--train-batch-size``, else the batch size the checkpoint's landscape meta records."""
+    return resolve_batch_size(session.checkpoint.meta if session.checkpoint else None, override)
