@@ -7,8 +7,8 @@ here over the whole evaluation set (m = n in their m-sharpness notation), maximi
 gradient ascent on the L2 ball; restart 0 starts at δ = 0, so its first step is SAM's own ascent
 step ρ·g/‖g‖. For small ρ at a minimum, S_ρ ≈ ρ²·λ_max/2.
 
-Default ρ = 0.05: the radius Foret et al. use for most of their CIFAR-10/100 results and the
-default of SAM implementations, so the number is the loss increase SAM's ascent step probes.
+Default ρ = 0.05: the radius SAM is most often run with (the usual default of SAM
+implementations), so the number is the loss increase SAM's ascent step probes.
 It is not scale-invariant (see :mod:`.adaptive`).
 """
 
@@ -47,7 +47,7 @@ class WorstCaseSharpness:
             "definition": "max_{||d||_2 <= rho} L(theta+d) - L(theta)",
             "reference": "Foret et al. 2021 (SAM)",
             "rho": self.rho,
-            "rho_rule": "SAM's usual CIFAR radius 0.05 unless --rho is given",
+            "rho_rule": "SAM's usual radius 0.05 unless --rho is given",
             "m": "whole evaluation set",
             "base_loss": self.base_loss,
             "max_loss": self.max_loss,
