@@ -327,30 +327,43 @@ class SurfaceStore:
                 self.computed[idx] = True
                 self._dirty = True
 
-    def _reset_journal(self) -> None:
-        fd = os.open(self.journal, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.write(fd, _JOURNAL_MAGIC + (self.key or "").encode())
-        finally:
-            os.close(fd)
+    def _header(self) -> bytes:
+        return _JOURNAL_MAGIC + (self.key or "").encode()
 
-    def open_journal(self) -> None:
-        """Open the journal for appending, holding an exclusive lock (one writer per file)."""
-        if not self.journal.exists() or not self.journal.read_bytes().startswith(_JOURNAL_MAGIC + (self.key or "").encode()):
-            self._reset_journal()
-        fd = os.open(self.journal, os.O_RDWR | os.O_APPEND)
+    def lock(self) -> None:
+        """Open the journal (created if missing) holding an exclusive lock: one writer per file."""
+        if self._fd is not None or self.journal is None:
+            return
+        fd = os.open(self.journal, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(fd)
             raise LandscapeError(f"another process is writing {self.path}") from None
         self._fd = fd
-        # drop a torn record at the end so that new records stay aligned
-        head = len(_JOURNAL_MAGIC) + len(self.key or "")
-        size = os.fstat(fd).st_size
-        good = head + ((size - head) // self._record_size()) * self._record_size()
+
+    def _reset_journal(self) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            os.write(self._fd, self._header())
+            return
+        fd = os.open(self.journal, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, self._header())
+        finally:
+            os.close(fd)
+
+    def open_journal(self) -> None:
+        """Make the locked journal ready for appending: this file's header, no torn last record."""
+        self.lock()
+        head = self._header()
+        if os.pread(self._fd, len(head), 0) != head:
+            self._reset_journal()
+            return
+        size = os.fstat(self._fd).st_size
+        good = len(head) + ((size - len(head)) // self._record_size()) * self._record_size()
         if good != size:
-            os.ftruncate(fd, good)
+            os.ftruncate(self._fd, good)
 
     def append(self, index: int, values: np.ndarray) -> None:
         """Record one computed point (one ``os.write``: survives the process being killed)."""
@@ -654,48 +667,18 @@ def compute_surface(objectives: Mapping[str, Objective], directions: DirectionSe
     t0 = time.perf_counter()
 
     store = SurfaceStore(out)
-    status: Tuple[str, str] = ("new", "")
-    if out and dist.is_main():
-        store.cleanup_stale()
-        if store.exists() and not overwrite:
-            try:
-                store.check(settings)
-                status = ("resume", "")
-            except LandscapeError as exc:
-                status = ("error", str(exc))
-    status = dist.broadcast_object(status)
-    if status[0] == "error":
-        raise LandscapeError(status[1])
-
-    dirs, config = None, None
-    if status[0] == "resume":
-        if dist.is_main():
-            grid, dirs = store.load(space=space, device=centre.device, dtype=centre.dtype, buffer_shapes=buffer_shapes)
-            config = store.eval_config or choose_eval_config(first, channels_last=channels_last, batch_size=None)
-    else:
-        dirs = directions() if callable(directions) else directions
-        if dist.is_main():
-            if batch_size == "auto" and grid.n_points < 32:
-                batch_size = None
-            config = choose_eval_config(first, channels_last=channels_last, batch_size=batch_size)
-            attrs.update(config.to_json())
-            if out:
-                store.create(grid=grid, metrics=metrics, directions=dirs, space=space, settings=settings,
-                             attrs=attrs, extra=extra)
-            store.init_memory(grid, metrics)
-    if dist.world_size() > 1:
-        dirs, grid, config = _share_directions(dirs, grid, config, centre)
-
-    todo: List[int] = []
-    if dist.is_main():
-        todo = [int(i) for i in np.flatnonzero(~store.computed)]
-    todo = dist.broadcast_object(todo)
-    evaluator = PointEvaluator(prepare_objectives([objectives[n] for n in names], config),
-                               centre, dirs, centre_buffers=centre_buffers)
-    coords = grid.coords()
-    info = dirs.to_json()
-    t_eval = time.perf_counter()
     try:
+        if out and dist.is_main():
+            store.cleanup_stale()
+            store.lock()
+        grid, dirs, config, todo = _prepare(store, directions, grid, first, centre, space, buffer_shapes, metrics,
+                                            settings, attrs, overwrite=overwrite, channels_last=channels_last,
+                                            batch_size=batch_size, extra=extra)
+        evaluator = PointEvaluator(prepare_objectives([objectives[n] for n in names], config),
+                                   centre, dirs, centre_buffers=centre_buffers)
+        coords = grid.coords()
+        info = dirs.to_json()
+        t_eval = time.perf_counter()
         if dist.is_main() and out:
             store.open_journal()
         last = [time.perf_counter(), 0.0]
@@ -724,6 +707,46 @@ def compute_surface(objectives: Mapping[str, Objective], directions: DirectionSe
         warnings.warn(f"the train loss is not finite at {bad} of {surface.computed.size} points "
                       "(stored as NaN/inf)", stacklevel=2)
     return surface
+
+
+def _prepare(store: SurfaceStore, directions: Any, grid: Grid, first: Objective, centre: torch.Tensor,
+             space: ParamSpace, buffer_shapes: Mapping[str, Tuple[int, ...]], metrics: Sequence[str],
+             settings: Mapping[str, Any], attrs: Dict[str, Any], *, overwrite: bool,
+             channels_last: Optional[bool], batch_size: Optional[int | str],
+             extra: Optional[Callable[[Any], None]]) -> Tuple[Grid, DirectionSet, EvalConfig, List[int]]:
+    """Create or check-and-load the file (rank 0), make or read the directions, choose the
+    evaluation settings, and list the points still to do; the same on every rank."""
+    out = store.path
+    status: Tuple[str, str] = ("new", "")
+    if out and dist.is_main() and store.exists() and not overwrite:
+        try:
+            store.check(settings)
+            status = ("resume", "")
+        except LandscapeError as exc:
+            status = ("error", str(exc))
+    status = dist.broadcast_object(status)
+    if status[0] == "error":
+        raise LandscapeError(status[1])
+    dirs, config = None, None
+    if status[0] == "resume":
+        if dist.is_main():
+            grid, dirs = store.load(space=space, device=centre.device, dtype=centre.dtype, buffer_shapes=buffer_shapes)
+            config = store.eval_config or choose_eval_config(first, channels_last=channels_last, batch_size=None)
+    else:
+        dirs = directions() if callable(directions) else directions
+        if dist.is_main():
+            if batch_size == "auto" and grid.n_points < 32:
+                batch_size = None
+            config = choose_eval_config(first, channels_last=channels_last, batch_size=batch_size)
+            attrs.update(config.to_json())
+            if out:
+                store.create(grid=grid, metrics=metrics, directions=dirs, space=space, settings=settings,
+                             attrs=attrs, extra=extra)
+            store.init_memory(grid, metrics)
+    if dist.world_size() > 1:
+        dirs, grid, config = _share_directions(dirs, grid, config, centre)
+    todo: List[int] = [int(i) for i in np.flatnonzero(~store.computed)] if dist.is_main() else []
+    return grid, dirs, config, dist.broadcast_object(todo)
 
 
 def _share_directions(dirs: Optional[DirectionSet], grid: Grid, config: Optional[EvalConfig],

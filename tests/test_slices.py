@@ -243,3 +243,18 @@ def test_sigkilled_slice_resumes_to_the_uninterrupted_surface(digits_run, tmp_pa
         for n in g["directions/1"]:
             assert np.array_equal(f["directions/1"][n], g["directions/1"][n])
     assert not list(tmp_path.glob(".killed.h5.tmp-*"))  # stale temporary files cleaned up
+
+
+def test_a_second_writer_is_refused(tmp_path):
+    from landscape.errors import LandscapeError
+    from landscape.slices import SurfaceStore
+
+    first, second = SurfaceStore(tmp_path / "w.h5"), SurfaceStore(tmp_path / "w.h5")
+    first.lock()
+    try:
+        with pytest.raises(LandscapeError, match="another process"):
+            second.lock()
+    finally:
+        first.close()
+    second.lock()  # free again once the first writer is gone
+    second.close()
