@@ -38,6 +38,7 @@ def power_iteration(op: LinearOperator, *, k: int = 1, tol: float = 1e-4, seed: 
         else:
             v = torch.randn(d, generator=gen, dtype=torch.float64).to(dtype=op.dtype, device=op.device)
         v = _deflate(v, found)
+        v = v / v.norm()
         lam, res, converged = 0.0, float("inf"), False
         for _ in range(max_iter):
             hv = op.matvec(v) - shift * v
@@ -63,8 +64,8 @@ def power_iteration(op: LinearOperator, *, k: int = 1, tol: float = 1e-4, seed: 
 
 
 def _deflate(v: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    """v with its components along the (orthonormal) rows of ``basis`` removed (twice)."""
     for _ in range(2):
         if len(basis):
             v = v - (basis @ v) @ basis
-    n = v.norm()
-    return v / n if float(n) > 0 else v
+    return v

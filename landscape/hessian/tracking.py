@@ -1,0 +1,173 @@
+"""Sharpness tracked while training: a train hook that writes ``RUN_DIR/sharpness.csv``.
+
+Every ``every`` optimizer steps (and after the first) :class:`SharpnessTracker` measures, at the
+live weights, on a fixed evaluation subset of the training set:
+
+- ``lambda_max``: the top Hessian eigenvalue (Lanczos, warm-started from the previous
+  eigenvector, so a measurement usually costs a handful of products) — the quantity that rises
+  (progressive sharpening) and then hovers at 2/η under full-batch gradient descent (Cohen et al.
+  2021, "Gradient Descent on Neural Networks Typically Occurs at the Edge of Stability");
+- ``preconditioned_lambda_max`` for adaptive optimizers: λ₁(P^{-1/2}(H + wd)P^{-1/2}) with P read
+  from the live optimizer state (Cohen et al. 2022, "Adaptive Gradient Methods at the Edge of
+  Stability": it equilibrates at (2 + 2β₁)/((1 − β₁)η), 38/η for β₁ = 0.9);
+- ``batch_sharpness`` for mini-batch SGD: E_B[g_Bᵀ H_B g_B/‖g_B‖²] over mini-batches of the
+  training batch size (Andreyev & Beneventano 2024), whose threshold is again 2/η (momentum:
+  (2 + 2β)/η);
+
+each next to its threshold for the optimizer in use (:mod:`landscape.hessian.stability`), and the
+verdict's ``sharpness``/``threshold``/``ratio`` (the quantity the optimizer's stability is about).
+The tracker never changes the training: it reads the weights and optimizer state, and evaluates a
+private :class:`~landscape.objective.Objective` copy (BatchNorm with per-batch statistics, the
+loss being trained).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import torch
+
+from ..checkpoint import map_optimizer_state
+from ..distributed import is_main
+from ..errors import LandscapeError
+from ..objective import Objective
+from .batch_sharpness import batch_sharpness
+from .lanczos import eigsh
+from .operator import HessianOperator, PreconditionedOperator
+from .preconditioner import coupled_weight_decay, is_adaptive, preconditioner_diag
+from .stability import stability, threshold_for
+
+SHARPNESS_COLUMNS = (
+    "step", "epoch", "lr", "loss", "lambda_max", "lambda_max_residual", "lambda_max_threshold",
+    "preconditioned_lambda_max", "preconditioned_residual", "preconditioned_threshold",
+    "batch_sharpness", "batch_sharpness_stderr", "batch_sharpness_threshold",
+    "sharpness", "threshold", "ratio", "rule", "on", "hvps", "seconds",
+)
+
+
+class SharpnessTracker:
+    """Train hook (``train(..., hooks=[tracker])``) measuring sharpness every ``every`` steps.
+
+    Args:
+        out_dir: the run folder; rows are appended to ``out_dir/sharpness.csv``.
+        x, y: the training set; a fixed subset of ``subset`` samples (seeded) is evaluated.
+        loss: the loss being trained.
+        every: steps between measurements (also measured after step 1).
+        train_batch_size: the training batch size; below the subset size (and for non-adaptive
+            optimizers) the batch sharpness is measured over ``batches`` mini-batches of it.
+        tol: Lanczos relative residual tolerance.
+    """
+
+    def __init__(self, out_dir: str | Path, *, x: torch.Tensor, y: torch.Tensor, loss: str, every: int,
+                 train_batch_size: int, subset: Optional[int] = None, batches: int = 10, seed: int = 0,
+                 tol: float = 1e-3, eval_batch_size: int = 1024) -> None:
+        if every < 1:
+            raise LandscapeError("--track-sharpness K needs K >= 1")
+        if subset is not None and not 0 < subset:
+            raise LandscapeError("--track-subset must be positive")
+        n = len(y)
+        if subset is not None and subset < n:
+            idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:subset]
+            x, y = x[idx.to(x.device)], y[idx.to(y.device)]
+        self.x, self.y, self.loss_name = x, y, loss
+        self.path = Path(out_dir) / "sharpness.csv"
+        self.every, self.batches, self.seed, self.tol = int(every), int(batches), int(seed), float(tol)
+        self.train_batch_size = int(train_batch_size)
+        self.full_batch = self.train_batch_size >= n
+        self.eval_batch_size = int(eval_batch_size)
+        self.objective: Optional[Objective] = None
+        self.warm: Dict[str, torch.Tensor] = {}
+        self.rows: list = []
+        if is_main():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "w", newline="") as f:
+                csv.DictWriter(f, fieldnames=SHARPNESS_COLUMNS).writeheader()
+
+    def __call__(self, state: Any) -> None:
+        if state.step == 1 or state.step % self.every == 0:
+            row = self.measure(state)
+            self.rows.append(row)
+            if is_main():
+                with open(self.path, "a", newline="") as f:
+                    csv.DictWriter(f, fieldnames=SHARPNESS_COLUMNS).writerow(row)
+
+    def _objective(self, model: torch.nn.Module) -> Objective:
+        if self.objective is None:
+            has_bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+            bs = min(self.train_batch_size, self.eval_batch_size) if has_bn else self.eval_batch_size
+            self.objective = Objective(model, self.x, self.y, loss=self.loss_name, batch_size=bs,
+                                       bn_mode="train" if has_bn else "eval")
+        return self.objective
+
+    def measure(self, state: Any) -> Dict[str, Any]:
+        """One row of ``sharpness.csv`` at the live weights and optimizer state."""
+        t0 = time.perf_counter()
+        obj = self._objective(state.model)
+        live = dict(state.model.named_parameters())
+        theta = obj.space.flatten({n: live[n].detach() for n in obj.space.names}).to(obj.dtype)
+        opt = map_optimizer_state(state.optimizer.state_dict(), obj.space,
+                                  _type_of(state.optimizer))
+        lr = float(state.optimizer.param_groups[0]["lr"])
+        wd = coupled_weight_decay(opt, obj.space, dtype=obj.dtype)
+        hvps0 = obj.hvp_count
+        top = eigsh(HessianOperator(obj, theta, shift=wd), k=1, which="LA", tol=self.tol, seed=self.seed,
+                    v0=self.warm.get("H"))
+        self.warm["H"] = top.eigenvectors[:1].detach()
+        lam_seen = float(top.eigenvalues[0])
+        lam = lam_seen - wd if isinstance(wd, float) else lam_seen
+        nan = float("nan")
+        row: Dict[str, Any] = {"step": state.step, "epoch": state.epoch, "lr": lr,
+                               "loss": obj.evaluate(theta).loss, "lambda_max": lam,
+                               "lambda_max_residual": float(top.residuals[0])}
+        thr, rule, _, _ = threshold_for(opt, lr)
+        adaptive = is_adaptive(opt)
+        row["lambda_max_threshold"] = nan if adaptive else thr
+        pre = None
+        row.update(preconditioned_lambda_max=nan, preconditioned_residual=nan, preconditioned_threshold=nan)
+        if adaptive:
+            p = preconditioner_diag(opt, obj.space, dtype=obj.dtype)
+            res = eigsh(PreconditionedOperator(HessianOperator(obj, theta, shift=wd), p.to(obj.device)),
+                        k=1, which="LA", tol=self.tol, seed=self.seed, v0=self.warm.get("P"))
+            self.warm["P"] = res.eigenvectors[:1].detach()
+            pre = float(res.eigenvalues[0])
+            row.update(preconditioned_lambda_max=pre, preconditioned_residual=float(res.residuals[0]),
+                       preconditioned_threshold=thr)
+        row.update(batch_sharpness=nan, batch_sharpness_stderr=nan, batch_sharpness_threshold=nan)
+        bs_hvps = 0
+        if not adaptive and not self.full_batch and self.train_batch_size < obj.n:
+            bs = batch_sharpness(obj, batch_size=self.train_batch_size, batches=self.batches,
+                                 seed=self.seed, theta=theta)
+            bs_hvps = bs.hvps
+            row.update(batch_sharpness=bs.value, batch_sharpness_stderr=bs.stderr, batch_sharpness_threshold=thr)
+        st = stability(opt, lr=lr, lambda_max=lam_seen, preconditioned_lambda_max=pre)
+        on_batch = not math.isnan(row["batch_sharpness"])
+        sharp = row["batch_sharpness"] if on_batch else st.sharpness
+        row.update(sharpness=sharp, threshold=st.threshold,
+                   ratio=sharp / st.threshold if st.threshold > 0 else nan,
+                   rule=rule, on="batch sharpness" if on_batch else st.on,
+                   hvps=obj.hvp_count - hvps0 + bs_hvps, seconds=time.perf_counter() - t0)
+        return row
+
+
+def _type_of(optimizer: torch.optim.Optimizer) -> Optional[str]:
+    from ..optim import optimizer_type
+
+    return optimizer_type(optimizer)
+
+
+def read_sharpness(path: str | Path) -> Dict[str, list]:
+    """``sharpness.csv`` as columns (numbers as floats)."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    cols: Dict[str, list] = {k: [] for k in (rows[0].keys() if rows else SHARPNESS_COLUMNS)}
+    for r in rows:
+        for k, v in r.items():
+            try:
+                cols[k].append(float(v))
+            except (TypeError, ValueError):
+                cols[k].append(v)
+    return cols

@@ -1,0 +1,132 @@
+"""Lanczos / power iteration against exact dense float64 Hessians (tests/cases.py)."""
+
+import pytest
+import torch
+from cases import dense_hessian, objective_for
+from torch import nn
+
+from landscape.hessian import DenseOperator, HessianOperator, eigsh, power_iteration, top_eigen
+from landscape.hessian.lanczos import arpack_eigsh
+from landscape.objective import Objective
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models: one intra-op thread is several times faster (and immune to oversubscription)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+CASES = [("mlp_tanh", "ce"), ("mlp_relu", "ce"), ("bn_cnn", "ce"), ("mlp_tanh", "mse"), ("bn_cnn", "mse")]
+
+
+@pytest.fixture(scope="module")
+def dense():
+    out = {}
+    for case, loss in CASES:
+        obj = objective_for(case, loss=loss)
+        H = dense_hessian(obj)     # once per Objective: cases.dense_hessian cannot be called twice on one
+        out[(case, loss)] = (obj, torch.linalg.eigvalsh(H), H)
+    return out
+
+
+@pytest.mark.parametrize("case,loss", CASES)
+def test_top5_and_smallest_match_dense(dense, case, loss):
+    obj, evals, H = dense[(case, loss)]
+    lam_max = float(evals.abs().max())
+    top = top_eigen(obj, k=5, tol=1e-6, seed=1)
+    assert top.converged
+    assert list(top.eigenvalues) == sorted(top.eigenvalues, reverse=True)
+    assert torch.allclose(torch.tensor(top.eigenvalues, dtype=torch.float64), evals.flip(0)[:5],
+                          atol=1e-3 * lam_max, rtol=0)
+    # reported residuals are the true ‖Hv − λv‖
+    V = top.eigenvectors.double()
+    true_res = (V @ H - torch.tensor(top.eigenvalues, dtype=torch.float64)[:, None] * V).norm(dim=1)
+    assert torch.allclose(true_res, torch.tensor(top.residuals, dtype=torch.float64), atol=1e-9 * lam_max)
+    assert max(top.residuals) <= 1e-6 * lam_max * 1.0001
+    low = top_eigen(obj, k=1, which="SA", tol=1e-6, seed=2, max_iter=400)
+    assert abs(low.eigenvalues[0] - float(evals[0])) <= 1e-3 * lam_max
+
+
+def test_batch_split_does_not_change_the_operator():
+    a = objective_for("mlp_tanh", batch_size=8)     # 37 samples: 4×8 + 5
+    b = objective_for("mlp_tanh", batch_size=37)
+    v = torch.randn(a.dim, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(a.hvp(v), b.hvp(v), atol=1e-12)
+    assert torch.allclose(a.hvp(v, method="rev"), a.hvp(v), atol=1e-12)
+    op = HessianOperator(a)
+    op.matmat(torch.stack([v, v]))
+    assert op.hvps == 2
+
+
+def test_linear_regression_closed_form():
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(50, 7, generator=g, dtype=torch.float64) * torch.linspace(0.3, 3, 7, dtype=torch.float64)
+    y = torch.zeros(50, dtype=torch.long)            # one output: MSE on a one-hot target of width 1
+    model = nn.Linear(7, 1, bias=False).double()
+    obj = Objective(model, x, y, loss="mse", batch_size=16, dtype=torch.float64)
+    H = 2 * x.T @ x / 50
+    exact = torch.linalg.eigvalsh(H).flip(0)
+    res = top_eigen(obj, k=3, tol=1e-8)
+    assert torch.allclose(torch.tensor(res.eigenvalues, dtype=torch.float64), exact[:3], rtol=1e-7)
+    v = torch.randn(7, dtype=torch.float64, generator=g)
+    assert torch.allclose(obj.hvp(v), H @ v, atol=1e-12)
+
+
+def _quadratic(eigs, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    d = len(eigs)
+    U, _ = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=torch.float64))
+    return U @ torch.diag(torch.tensor(eigs, dtype=torch.float64)) @ U.T
+
+
+def test_dominant_negative_eigenvalue_LA_vs_LM():
+    eigs = [-10.0, 3.0, 2.0, 1.5] + [0.1 * i for i in range(-20, 20)]
+    A = _quadratic(eigs)
+    la = eigsh(DenseOperator(A), k=2, which="LA", tol=1e-8)
+    assert la.eigenvalues[0] == pytest.approx(3.0, rel=1e-7)
+    assert la.eigenvalues[1] == pytest.approx(2.0, rel=1e-7)
+    sa = eigsh(DenseOperator(A), k=1, which="SA", tol=1e-8)
+    assert sa.eigenvalues[0] == pytest.approx(-10.0, rel=1e-7)
+    pw = power_iteration(DenseOperator(A), k=1, tol=1e-8)   # largest magnitude: the trap
+    assert pw.eigenvalues[0] == pytest.approx(-10.0, rel=1e-6)
+    shifted = power_iteration(DenseOperator(A), k=1, tol=1e-8, shift=-10.0, max_iter=5000)
+    assert shifted.eigenvalues[0] == pytest.approx(3.0, rel=1e-5)
+
+
+def test_power_iteration_matches_dense_top3_on_psd_problem():
+    eigs = [10.0, 9.0, 5.0] + [0.05 * i for i in range(40)]
+    A = _quadratic(eigs, seed=1)
+    pw = power_iteration(DenseOperator(A), k=3, tol=1e-7, max_iter=5000)
+    assert pw.converged
+    assert pw.eigenvalues == pytest.approx([10.0, 9.0, 5.0], rel=1e-5)
+
+
+def test_warm_start_thick_restart_block_and_arpack_agree():
+    eigs = [30.0, 20.0, 15.0, 12.0, 10.0] + [0.5 * torch.randn(1, generator=torch.Generator().manual_seed(i)).item()
+                                             for i in range(300)]
+    A = _quadratic(eigs, seed=2)
+    want = [30.0, 20.0, 15.0, 12.0, 10.0]
+    cold = eigsh(DenseOperator(A), k=5, tol=1e-9)
+    small_basis = eigsh(DenseOperator(A), k=5, tol=1e-9, max_basis=12)   # forces thick restarts
+    block = eigsh(DenseOperator(A), k=5, tol=1e-9, block=3)
+    warm = eigsh(DenseOperator(A + 1e-3 * _quadratic([1.0] * 305, seed=3)), k=5, tol=1e-7,
+                 v0=cold.eigenvectors)
+    ref = arpack_eigsh(DenseOperator(A), k=5, tol=1e-10)
+    for r in (cold, small_basis, block, ref):
+        assert r.converged
+        assert list(r.eigenvalues) == pytest.approx(want, rel=1e-7)
+    assert warm.converged and warm.matvecs < cold.matvecs
+    assert list(warm.eigenvalues) == pytest.approx([w + 1e-3 for w in want], rel=1e-6)
+
+
+def test_seeded_and_reports_nonconvergence():
+    A = _quadratic([1.0 + 1e-3 * i for i in range(200)], seed=4)   # clustered: hard
+    a = eigsh(DenseOperator(A), k=3, tol=1e-10, seed=5, max_iter=10)
+    b = eigsh(DenseOperator(A), k=3, tol=1e-10, seed=5, max_iter=10)
+    assert a.eigenvalues == b.eigenvalues
+    assert not a.converged and a.matvecs == 10
+    with pytest.raises(ValueError):
+        eigsh(DenseOperator(A), k=0)
