@@ -38,7 +38,7 @@ from ..losses import mean_loss
 from ..objective import Evaluation, Objective
 from ..progress import progress
 from ..session import Session
-from ._curvature import TopEigen, stability_threshold, top_eigen
+from ._curvature import TopEigen, stability, synthetic_state, top_eigen
 from .activations import ActivationStats, activation_stats, bn_shift
 
 AMPLIFY_GRAD = 1e-3  # |g| below this fraction of max|g| counts as a "tiny" gradient
@@ -353,12 +353,13 @@ def adam_first_step(session: Session, cfg: FirstStepConfig) -> AdamFirstStepResu
             p1 = (1 - cfg.betas[0]) * (first_grad.abs() + cfg.eps)
             pre = top_eigen(obj, theta0, p_diag=p1, tol=cfg.tol, seed=cfg.seed)
         eta_lam = lr * lam.value if lam is not None else None
-        sgd_stab = stability_threshold(None, optimizer="sgd", lr=lr, momentum=cfg.momentum)
-        sgd_stab = {**sgd_stab, "ratio": lam.value / sgd_stab["threshold"]} if lam is not None else None
+        sgd_stab = (stability(synthetic_state("sgd", lr=lr, momentum=cfg.momentum), lambda_max=lam.value).to_json()
+                    if lam is not None else None)
         adam_pre = None
         if pre is not None:
-            thr = (2 + 2 * cfg.betas[0]) / ((1 - cfg.betas[0]) * lr)
-            adam_pre = {"sharpness": pre.value, "threshold": thr, "ratio": pre.value / thr}
+            st = stability(synthetic_state("adam", lr=lr, betas=cfg.betas, eps=cfg.eps), lambda_max=lam.value,
+                           preconditioned_lambda_max=pre.value)
+            adam_pre = {"sharpness": pre.value, "threshold": st.threshold, "ratio": st.ratio, "rule": st.rule}
         ratio = adam.update_norm / sgd.update_norm if sgd.update_norm > 0 else math.inf
         runs.append(FirstStepRun(lr, adam, sgd, ratio, eta_lam, sgd_stab, adam_pre,
                                  _verdict(adam, sgd, ratio, eta_lam, sgd_stab, cfg.steps)))

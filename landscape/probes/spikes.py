@@ -37,7 +37,7 @@ from ..errors import LandscapeError
 from ..progress import progress
 from ..session import Session, open_session
 from ..train import TrainState, checkpoint_payload, read_log, write_payload
-from ._curvature import ADAM_FAMILY, adam_preconditioner, stability_threshold, top_eigen
+from ._curvature import preconditioner, stability, top_eigen
 
 MAD_SCALE = 1.4826  # MAD → standard deviation for Gaussian noise
 _EPOCH_IN_NAME = re.compile(r"(?:epoch|ep)[_\-]?(\d+)", re.IGNORECASE)
@@ -301,6 +301,7 @@ class CheckpointProbe:
     preconditioned_sharpness: Optional[float]
     preconditioned_threshold: Optional[float]
     preconditioned_ratio: Optional[float]
+    stability: Optional[dict]
     grad_norm: float
     grad_alignment: Optional[float]
     directional_curvature: float
@@ -364,8 +365,10 @@ def _stability(ctx: EventContext) -> Verdict:
     stability threshold at the checkpoint before or at the event."""
     name = "stability_threshold"
     rows = {r: p for r, p in ctx.probes.items() if r in ("before", "at", "after")}
-    ratios = {r: (p.preconditioned_ratio if p.optimizer in ADAM_FAMILY else p.ratio) for r, p in rows.items()}
-    which = "λ₁(P⁻¹H)/(38/η-type threshold)" if any(p.optimizer in ADAM_FAMILY for p in rows.values()) else "λ_max/threshold"
+    adaptive = any((p.stability or {}).get("on") == "P^-1 H" for p in rows.values())
+    ratios = {r: (p.preconditioned_ratio if adaptive else p.ratio) for r, p in rows.items()}
+    rule = next(((p.stability or {}).get("rule") for p in rows.values() if (p.stability or {}).get("rule")), "")
+    which = f"λ₁(P⁻¹H)/({rule})" if adaptive else f"λ_max/({rule or 'threshold'})"
     pre = [ratios.get(r) for r in ("before", "at") if ratios.get(r) is not None]
     if not pre:
         return Verdict(name, ctx.epoch, "not measured", "no sharpness at the checkpoints before/at the event "
@@ -519,18 +522,18 @@ def probe_checkpoint(path: Path, epoch: int, role: str, event_epoch: float, *, p
     gg = float(g @ g)
     dirc = float(g @ obj.hvp(g, theta)) / gg if gg > 0 else float("nan")
     lam = top_eigen(obj, theta, tol=cfg.tol, seed=cfg.seed) if cfg.hessian else None
-    thr = ratio = pre_val = pre_thr = pre_ratio = None
+    thr = ratio = pre_val = pre_thr = pre_ratio = st_json = None
     if lam is not None and lr is not None:
-        st = stability_threshold(s.optimizer, optimizer=opt_type or "sgd", lr=lr)
-        if st["on"] == "H":
-            thr, ratio = st["threshold"], lam.value / st["threshold"]
+        p = preconditioner(s.optimizer, obj.space)
+        if p is not None:
+            pre_val = top_eigen(obj, theta, p_diag=p, tol=cfg.tol, seed=cfg.seed).value
+        st = stability(s.optimizer, lr=lr, lambda_max=lam.value, preconditioned_lambda_max=pre_val)
+        st_json = st.to_json()
+        if st.on == "H":
+            thr, ratio = st.threshold, st.ratio
         else:
-            thr, ratio = 2.0 / lr, lam.value * lr / 2.0  # GD's threshold, for reference
-            p = adam_preconditioner(s.optimizer, obj.space, like=theta)
-            if p is not None:
-                pre = top_eigen(obj, theta, p_diag=p, tol=cfg.tol, seed=cfg.seed)
-                pre_val, pre_thr = pre.value, st["threshold"]
-                pre_ratio = pre_val / pre_thr
+            thr, ratio = 2.0 / lr, lam.value * lr / 2.0  # GD's threshold on H, for reference
+            pre_thr, pre_ratio = st.threshold, (st.ratio if pre_val is not None else None)
     align = abs(float(g @ lam.vector.to(g))) / math.sqrt(gg) if lam is not None and gg > 0 else None
     alphas_step = [(-0.5 + 2.0 * k / (cfg.points - 1)) for k in range(cfg.points)]
     alphas_eig = [(-1.0 + 2.0 * k / (cfg.points - 1)) for k in range(cfg.points)]
@@ -555,6 +558,7 @@ def probe_checkpoint(path: Path, epoch: int, role: str, event_epoch: float, *, p
         lambda_max_info=lam.to_json() if lam is not None else None, threshold=thr, ratio=ratio,
         eta_lambda_max=lam.value * lr if lam is not None and lr is not None else None,
         preconditioned_sharpness=pre_val, preconditioned_threshold=pre_thr, preconditioned_ratio=pre_ratio,
+        stability=st_json,
         grad_norm=math.sqrt(gg), grad_alignment=align, directional_curvature=dirc,
         eta_directional_curvature=dirc * lr if lr is not None else None, step=step, eigen_slice=eig)
 
