@@ -72,7 +72,11 @@ def hessian_json() -> dict:
         "per_layer": {"conv1.weight": 12.5, "fc.weight": 33.0},
         "preconditioned_eigenvalues": [900.0, 400.0],
         "stability": {"optimizer": "sgd (momentum 0.9)", "lr": 0.05, "threshold": 76.0, "sharpness": 41.5,
-                      "ratio": 41.5 / 76.0, "eta_lambda_max": 2.075, "stable": True},
+                      "ratio": 41.5 / 76.0, "eta_lambda_max": 2.075, "stable": True, "on": "H",
+                      "rule": "(2+2β)/η", "notes": []},
+        "batch_sharpness": {"batch_sharpness": 70.5, "stderr": 2.5, "batch_size": 128, "batches": 8},
+        "batch_stability": {"optimizer": "sgd", "lr": 0.05, "threshold": 76.0, "sharpness": 70.5,
+                            "ratio": 70.5 / 76.0, "stable": True},
         "hvps": 37, "seconds": 1.5,
         "provenance": {"checkpoint": "run/epoch_003.pt", "model": "cnn", "data": "digits", "seed": 0,
                        "landscape_version": "0.1.0"},
@@ -363,8 +367,11 @@ def test_hessian_figures(page):
     assert gauge["type"] == "indicator"
     assert gauge["value"] == pytest.approx(0.05 * 41.5)
     assert gauge["gauge"]["threshold"]["value"] == pytest.approx(0.05 * 76.0)  # 2 + 2β at β = 0.9
+    assert "(2+2β)/η on H" in gauge["title"]["text"]
+    assert ">70.5 ± 2.5<" in page["text"] and ">0.9276<" in page["text"]  # batch sharpness and its ratio
     dens = fig_named(figs, "spectral density")
     assert dens["data"][0]["x"] == h["density"]["grid"] and dens["layout"]["yaxis"]["type"] == "log"
+    assert dens["layout"]["yaxis"]["range"] == pytest.approx([np.log10(5.0) - 6, np.log10(5.0) + 0.3])
     per = fig_named(figs, "per-layer")
     assert per["data"][0]["y"] == ["conv1.weight", "fc.weight"] and per["data"][0]["x"] == [12.5, 33.0]
 

@@ -32,6 +32,7 @@ from .common import (
     plain,
     plot_text,
     provenance_from,
+    toggle_menu,
 )
 
 ADAPTIVE = ("adam", "adamw", "radam", "nadam", "adamax", "rmsprop", "adagrad", "adadelta", "amsgrad")
@@ -97,8 +98,13 @@ def density_figure(d: Mapping[str, Any], *, title: str) -> Optional[FigureBlock]
         fig.add_vline(x=float(eig[0]), line={"dash": "dash", "color": COLORS["test"]},
                       annotation_text="λ_max (Lanczos)", annotation_position="top left")
     fig.update_xaxes(title_text="eigenvalue λ")
-    fig.update_yaxes(title_text="density", type="log")
-    fig.update_layout(updatemenus=[axis_scale_menu("yaxis", log_first=True)])
+    top = float(np.nanmax(v)) if np.isfinite(v).any() and np.nanmax(v) > 0 else 1.0
+    # the Gaussian broadening's tails reach 1e-70 and below: show six decades under the peak
+    log_range = [np.log10(top) - 6, np.log10(top) + 0.3]
+    fig.update_yaxes(title_text="density", type="log", range=log_range)
+    fig.update_layout(updatemenus=[toggle_menu([
+        ("log", "relayout", [{"yaxis.type": "log", "yaxis.range": log_range}]),
+        ("linear", "relayout", [{"yaxis.type": "linear", "yaxis.autorange": True}])])])
     base_layout(fig, title=title, height=380)
     extra = ", ".join(f"{k} {fmt(dens[k])}" for k in ("sigma", "n_vectors", "lanczos_steps", "num_vectors",
                                                          "steps") if k in dens)
@@ -176,6 +182,8 @@ def stability_gauge(stab: Mapping[str, Any], *, title: str) -> Optional[FigureBl
         stable = val <= thr
     verdict = "stable" if stable else ("unstable (above the threshold)" if stable is not None else "")
     opt = plot_text(stab.get("optimizer") or "optimizer unknown")
+    if stab.get("rule"):
+        opt += f", threshold {plot_text(stab['rule'])}" + (f" on {plot_text(stab['on'])}" if stab.get("on") else "")
     gauge = go.Indicator(
         mode="gauge+number+delta" if thr is not None else "gauge+number",
         value=float(val), number={"valueformat": ".4g"},
@@ -217,9 +225,18 @@ def summary_table(d: Mapping[str, Any]) -> TableBlock:
     stab = d.get("stability")
     if isinstance(stab, Mapping):
         n = stability_numbers(stab)
+        rule = f" ({stab['rule']} on {stab.get('on', 'H')})" if stab.get("rule") else ""
         rows += [("optimizer", str(stab.get("optimizer"))), ("η", fmt(n["lr"])),
-                 ("threshold on sharpness", fmt(n["threshold"])), ("sharpness used", fmt(n["sharpness"])),
+                 (f"threshold on sharpness{rule}", fmt(n["threshold"])), ("sharpness used", fmt(n["sharpness"])),
                  ("sharpness / threshold", fmt(n["ratio"])), ("stable", fmt(stab.get("stable")))]
+    bs = d.get("batch_sharpness")
+    if isinstance(bs, Mapping) and fnum(bs.get("batch_sharpness")) is not None:
+        se = fnum(bs.get("stderr"))
+        rows.append((f"batch sharpness (batch {bs.get('batch_size', '?')}, Andreyev & Beneventano 2024)",
+                     fmt(bs["batch_sharpness"]) + (f" ± {fmt(se, 2)}" if se is not None else "")))
+        bst = d.get("batch_stability")
+        if isinstance(bst, Mapping):
+            rows.append(("batch sharpness / threshold", fmt(stability_numbers(bst)["ratio"])))
     for key, label in (("hvps", "Hessian-vector products"), ("seconds", "seconds")):
         if key in d:
             rows.append((label, fmt(d[key])))
