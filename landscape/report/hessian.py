@@ -171,7 +171,8 @@ def stability_gauge(stab: Mapping[str, Any], *, title: str) -> Optional[FigureBl
         return None
     adaptive = _is_adaptive(stab)
     quantity = "η·λ₁(P⁻¹H)" if adaptive else "η·λ_max"
-    top = max(2.5, 1.25 * (thr or 2.0), 1.1 * val)
+    # far above the threshold the bar is pinned at 3× the threshold (the number shows the value)
+    top = max(2.5, 1.25 * (thr or 2.0), min(1.1 * val, 3 * thr) if thr else 1.1 * val)
     steps = [{"range": [0, min(2.0, top)], "color": "#d9f0d3"}]
     if thr is not None and thr > 2.0:
         steps.append({"range": [2.0, thr], "color": "#edf8e9"})
