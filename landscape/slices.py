@@ -983,8 +983,7 @@ def _extra_writer(f: Any) -> None:
         f.attrs["explained_variance"] = np.asarray(info["explained_variance"])
     if info.get("kind") == "plane":
         f.create_dataset("checkpoint_coordinates", data=np.asarray([c["coordinates"] for c in info["checkpoints"]]))
-        f.create_dataset("plane_checkpoints", data=np.asarray([c["path"] for c in info["checkpoints"]], dtype=object),
-                         dtype=text)
+        f.attrs["plane_checkpoints"] = json.dumps([c["path"] for c in info["checkpoints"]])
 
 
 def interpolate_checkpoints(a: str, b: str, *, alphas: Range = (-0.5, 1.5, 41), test: bool = True,
