@@ -20,6 +20,7 @@ from .probes import first_step_section, is_first_step, is_spikes, spikes_section
 from .run import run_section
 from .sharpness import is_sharpness, sharpness_section
 from .slices import read_slice_h5, slice_from_mapping, slice_section
+from .toy import is_toy, toy_section
 
 __all__ = ["Report", "build_report", "export_png", "load_sections", "write_html"]
 
@@ -56,6 +57,8 @@ def section_from_mapping(d: Any, *, source: str, label: str) -> Section:
             return first_step_section(d, source=source, label=label)
         if is_spikes(d):
             return spikes_section(d, source=source, label=label)
+        if is_toy(d):
+            return toy_section(d, source=source, label=label)
     if is_sharpness(d):
         return sharpness_section(d, source=source, label=label)
     if isinstance(d, Mapping) and is_hessian(d):
