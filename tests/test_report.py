@@ -157,11 +157,15 @@ def write_run_dir(path: Path) -> None:
         w.writerow(["epoch", "step", "train_loss", "train_acc", "test_loss", "test_acc", "lr"])
         for e in range(6):
             w.writerow([e, 8 * e, 2.0 / (e + 1), 0.5 + e / 12, 2.2 / (e + 1), 0.45 + e / 12, 0.1])
-    with open(path / "sharpness.csv", "w", newline="") as f:
+    with open(path / "sharpness.csv", "w", newline="") as f:  # as `landscape train --track-sharpness` writes it
         w = csv.writer(f)
-        w.writerow(["epoch", "step", "lambda_max", "threshold"])
-        for e, lam in enumerate([3.0, 9.0, 18.0, 21.0, 19.5, 20.5]):
-            w.writerow([e, 8 * e, lam, 20.0])
+        w.writerow(["step", "epoch", "lr", "loss", "lambda_max", "lambda_max_residual", "lambda_max_threshold",
+                    "preconditioned_lambda_max", "preconditioned_residual", "preconditioned_threshold",
+                    "batch_sharpness", "batch_sharpness_stderr", "batch_sharpness_threshold", "sharpness",
+                    "threshold", "ratio", "rule", "on", "hvps", "seconds"])
+        for i, lam in enumerate([3.0, 9.0, 18.0, 21.0, 19.5, 20.5]):
+            w.writerow([1 + 4 * i, i // 2, 0.1, 1.0, lam, 1e-4, 20.0, "nan", "nan", "nan", lam + 5, 0.5, 20.0,
+                        lam + 5, 20.0, (lam + 5) / 20.0, "2/η", "batch sharpness", 7, 0.1])
 
 
 def write_inputs(d: Path) -> Dict[str, Path]:
@@ -425,8 +429,12 @@ def test_run_folder_curves_and_edge_of_stability(page):
     tr = next(t for t in cur["data"] if t["name"] == "train loss")
     assert tr["y"] == pytest.approx([2.0 / (e + 1) for e in range(6)])
     eos = fig_named(figs, "run_folder: λ_max against the stability threshold")
-    assert eos["data"][0]["y"] == [3.0, 9.0, 18.0, 21.0, 19.5, 20.5]
-    assert eos["data"][1]["name"] == "stability threshold"
+    lam = [3.0, 9.0, 18.0, 21.0, 19.5, 20.5]
+    assert [t["name"] for t in eos["data"]] == ["batch sharpness", "λ_max", "stability threshold"]
+    assert eos["data"][0]["y"] == [v + 5 for v in lam] and eos["data"][1]["y"] == lam
+    assert eos["data"][0]["x"] == [1, 5, 9, 13, 17, 21]  # by step: several rows share an epoch
+    assert "the threshold applies to batch sharpness" in page["text"]
+    assert "above it at 4 of 6 points" in page["text"]
 
 
 def test_real_run_folder(digits_run, tmp_path):

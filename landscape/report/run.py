@@ -99,9 +99,9 @@ def eos_figure(x: Sequence[float], lambda_max: Sequence[float], threshold: Optio
     fig.add_trace(go.Scatter(x=xs, y=plain(lam), mode="lines+markers", name=sharpness_label,
                              line={"color": COLORS["train"]},
                              hovertemplate=f"{x_label} %{{x}}<br>{sharpness_label}=%{{y:.5g}}<extra></extra>"))
-    for name, vals in (extra or {}).items():
+    for color, (name, vals) in zip((COLORS["adam"], COLORS["sgd"]), (extra or {}).items()):
         fig.add_trace(go.Scatter(x=xs, y=plain(farray(list(vals))), mode="lines+markers", name=name,
-                                 line={"color": COLORS["adam"]}))
+                                 line={"color": color}))
     cap = f"{sharpness_label} by {x_label}"
     if threshold is not None:
         thr = farray(list(threshold))
@@ -120,16 +120,45 @@ def eos_figure(x: Sequence[float], lambda_max: Sequence[float], threshold: Optio
     return FigureBlock(fig, "edge-of-stability", cap)
 
 
-def sharpness_csv_figure(cols: Mapping[str, np.ndarray], *, title: str) -> Optional[FigureBlock]:
-    lam_key = next((k for k in ("lambda_max", "sharpness", "preconditioned_lambda_max") if k in cols), None)
-    if lam_key is None:
+_TRACKED = (("lambda_max", "λ_max"), ("preconditioned_lambda_max", "λ₁(P⁻¹H)"), ("batch_sharpness", "batch sharpness"))
+
+
+def _text_column(path: Path, name: str) -> List[str]:
+    with open(path, newline="") as f:
+        return [str(r.get(name) or "") for r in csv.DictReader(f)]
+
+
+def sharpness_csv_figure(cols: Mapping[str, np.ndarray], *, title: str,
+                         on: Sequence[str] = ()) -> Optional[FigureBlock]:
+    """``sharpness.csv`` (written by ``landscape train --track-sharpness``): λ_max, Adam's
+    λ₁(P⁻¹H), SGD's batch sharpness, and the threshold of the quantity the optimizer's stability is
+    about (column ``sharpness``, named in ``on``), by step (by epoch when there is no step)."""
+    present = [(k, lab) for k, lab in _TRACKED if k in cols and np.isfinite(cols[k]).any()]
+    if not present and "sharpness" in cols:
+        present = [("sharpness", "sharpness")]
+    if not present:
         return None
-    x_key = "epoch" if "epoch" in cols and np.isfinite(cols["epoch"]).any() else ("step" if "step" in cols else None)
-    x = cols[x_key] if x_key else np.arange(len(cols[lam_key]))
-    extra = {"preconditioned λ₁(P⁻¹H)": cols["preconditioned_lambda_max"]} \
-        if "preconditioned_lambda_max" in cols and lam_key != "preconditioned_lambda_max" else None
-    return eos_figure(x, cols[lam_key], cols.get("threshold"), title=title, x_label=x_key or "index",
-                      sharpness_label=lam_key.replace("lambda_max", "λ_max"), extra=extra)
+    if "step" in cols and np.isfinite(cols["step"]).all():
+        x_key = "step"
+    elif "epoch" in cols and np.isfinite(cols["epoch"]).all():
+        x_key = "epoch"
+    else:
+        x_key = None
+    x = cols[x_key] if x_key else np.arange(len(cols[present[0][0]]))
+    main_key, main_label = present[0]
+    if "sharpness" in cols and "threshold" in cols:
+        # the column the threshold applies to
+        for k, lab in present:
+            if np.allclose(np.nan_to_num(cols[k], nan=-1), np.nan_to_num(cols["sharpness"], nan=-1)):
+                main_key, main_label = k, lab
+    extra = {lab: cols[k] for k, lab in present if k != main_key}
+    fig = eos_figure(x, cols[main_key], cols.get("threshold"), title=title, x_label=x_key or "measurement",
+                     sharpness_label=main_label, extra=extra)
+    if fig is None:
+        return None
+    rules = sorted({r for r in on if r})
+    cap = fig.caption + (f"; the threshold applies to {', '.join(rules)}" if rules else "")
+    return FigureBlock(fig.figure, fig.name, cap)
 
 
 def _run_meta(path: Path, ckpts: List[Path]) -> Dict[str, Any]:
@@ -179,5 +208,6 @@ def run_section(path: Path, *, label: str) -> Section:
         provenance=provenance_from(meta, source=str(path)),
         blocks=blocks(TextBlock(tuple(lines)),
                       curves_figure(log, title=f"{t}: training curves") if log else None,
-                      sharpness_csv_figure(sharp, title=f"{t}: λ_max against the stability threshold")
+                      sharpness_csv_figure(sharp, title=f"{t}: λ_max against the stability threshold",
+                                           on=_text_column(path / "sharpness.csv", "on"))
                       if sharp else None))
