@@ -19,6 +19,7 @@ import contextlib
 import copy
 import math
 import time
+import warnings
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import torch
@@ -75,7 +76,12 @@ class PyHessianRunner:
 
         def counted(v: List[torch.Tensor]) -> Tuple[float, List[torch.Tensor]]:
             self.hvps += 1
-            return original(v)
+            with warnings.catch_warnings():   # pyhessian's backward(create_graph=True): we clear .grad
+                warnings.filterwarnings("ignore", message="Using backward\\(\\) with create_graph=True")
+                out = original(v)
+            for p in model.parameters():      # break the parameter <-> graph reference cycle
+                p.grad = None
+            return out
 
         self.h.dataloader_hv_product = counted
 
