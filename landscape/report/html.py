@@ -168,6 +168,7 @@ def render_page(sections: Sequence[Section], *, title: str, plotly_js: Optional[
         from plotly.offline import get_plotlyjs
 
         plotly_js = get_plotlyjs()
+    plotly_js = plotly_js.replace("</script", "<\\/script")  # cannot end its own <script> early
     from .. import __version__
 
     templates: Dict[str, int] = {}
