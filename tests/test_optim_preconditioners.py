@@ -168,3 +168,41 @@ def test_sgd_thresholds_with_real_torch_sgd(kw: dict) -> None:
             opt.step()
         ratio = float(theta.detach().norm() / 6 ** 0.5)
         assert (not ratio < 1e3) if diverges else (ratio < 1e-3), (factor, ratio)
+
+
+def test_adamw_decoupled_threshold_with_scalar_p() -> None:
+    """AdamW: θ ← (1 − η·wd)θ − ηP⁻¹m with frozen P = p·I: c = (1+β₁)(2 − η·wd)/(1−β₁)."""
+    h, b1, wd, p = _spd(6, 2), 0.9, 0.5, 3.0
+    lam = float(torch.linalg.eigvalsh(h)[-1]) / p
+    for factor, diverges in ((1.03, True), (0.97, False)):
+        # solve η·λ = c(η) = (1+β)(2 − η·wd)/(1−β) for η, then scale
+        eta = 2 * (1 + b1) / ((1 - b1) * lam + (1 + b1) * wd) * factor
+        theta, m = torch.ones(6, dtype=torch.float64), torch.zeros(6, dtype=torch.float64)
+        for _ in range(3000):
+            m = b1 * m + (1 - b1) * (h @ theta)
+            theta = (1 - eta * wd) * theta - eta * m / p
+        ratio = float(theta.norm() / 6 ** 0.5)
+        assert (not ratio < 1e3) if diverges else (ratio < 1e-3), (factor, ratio)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_hessian_engine_agrees_with_the_family_models(case: str) -> None:
+    """landscape.hessian's preconditioner_diag and threshold_for (what `landscape hessian
+    --preconditioned` and `landscape sharpness` use) give the same P and threshold."""
+    from landscape.hessian.preconditioner import coupled_weight_decay, preconditioner_diag
+    from landscape.hessian.stability import threshold_for
+
+    model, opt, *_ = _run(case, STEPS.get(case, 5))
+    if case == "swats-sgd-phase":
+        opt._switch(opt.param_groups[0], 0.37, 5)
+    space = ParamSpace.from_model(model)
+    state = map_optimizer_state(opt.state_dict(), space)
+    fm = frozen_model(state, space)
+    p = preconditioner_diag(state, space)
+    if fm.p_diag is None:
+        assert p is None
+    else:
+        torch.testing.assert_close(p, fm.p_diag, rtol=1e-12, atol=0)
+    threshold = threshold_for(state, float(state.lr))[0]
+    assert threshold == pytest.approx(fm.threshold, rel=1e-12)
+    assert float(coupled_weight_decay(state, space) or 0.0) == pytest.approx(fm.coupled_weight_decay)

@@ -30,9 +30,11 @@ c/η on λ₁(P⁻¹H)**, computed as the top eigenvalue of the symmetric P^{−
 
 - sgd: P = I; recursion from momentum/dampening/nesterov.
 - adam / adamw / amsgrad: P = (1 − β₁ᵗ)(√(v/(1 − β₂ᵗ)) + ε), v = ``exp_avg_sq`` (AMSGrad:
-  ``max_exp_avg_sq``); u = m (ema, β₁). AdamW's decoupled decay θ ← (1 − ηλ_wd)θ is applied
-  outside P and outside the EMA; we leave it out of the threshold (it adds ηλ_wd ≪ 1 of
-  unpreconditioned contraction) and say so in ``notes``.
+  ``max_exp_avg_sq``); u = m (ema, β₁). AdamW's decoupled decay θ ← (1 − η·wd)θ acts outside P
+  and the EMA: the recursion becomes z² − (1 + β − η·wd − (1 − β)ηλ)z + β(1 − η·wd), whose
+  z = −1 root gives c = (1 + β)(2 − η·wd)/(1 − β) (exact when P ∝ I; with a non-uniform P the
+  unpreconditioned decay does not share P⁻¹H's eigenvectors and this is the per-mode estimate,
+  as in :mod:`landscape.hessian.stability`).
 - adagrad: P = √(Σg²) + ε (``sum``, which includes ``initial_accumulator_value``); u = g;
   η = lr/(1 + (t − 1)·lr_decay), the rate of step t.
 - rmsprop: P = √v + ε, or √(v − ḡ²) + ε when centred (``grad_avg`` ḡ). Without momentum u = g;
@@ -159,14 +161,17 @@ def _adam(opt, space, dtype) -> FrozenModel:
     notes = []
     family = opt.type.lower()
     wd = opt.weight_decay
+    coefficient = threshold_coefficient("ema", b1)
     if family == "adamw":
-        notes.append(f"decoupled weight decay {wd:g} (θ ← (1 − η·wd)θ) is outside P and the EMA; "
-                     "not included in the threshold")
+        lr = float(opt.lr)
+        coefficient = (1 + b1) * (2 - lr * wd) / (1 - b1)
+        notes.append(f"decoupled weight decay {wd:g}: θ ← (1 − η·wd)θ outside P and the EMA; the z = −1 "
+                     "condition gives c = (1+β₁)(2 − η·wd)/(1−β₁) (exact for P ∝ I)")
         wd = 0.0
     if ams:
         notes.append("amsgrad: P uses max_exp_avg_sq")
-    return FrozenModel(family, float(opt.lr), p, "ema", b1, 0.0, threshold_coefficient("ema", b1),
-                       wd, t, tuple(notes) + tuple(opt.notes))
+    return FrozenModel(family, float(opt.lr), p, "ema", b1, 0.0, coefficient, wd, t,
+                       tuple(notes) + tuple(opt.notes))
 
 
 def _adagrad(opt, space, dtype) -> FrozenModel:
