@@ -192,3 +192,25 @@ def test_train_with_plateau_schedule_and_switch(tmp_path) -> None:
     assert s.optimizer.type == "sgd" and s.optimizer.momentum == 0.9
     s2 = open_session(str(tmp_path / "epoch_001.pt"))
     assert s2.optimizer.type == "adabound" and float(s2.optimizer.hyper["final_lr"]) == 0.1
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+@pytest.mark.parametrize("extra", [{}, {"weight_decay": 0.05, "momentum": 0.9, "nesterov": True, "centered": True}])
+def test_first_step_closed_form_matches_a_real_step(name: str, extra: dict) -> None:
+    from landscape.optim.first_step import first_step_closed_form
+
+    if extra.get("nesterov") and name != "sgd":
+        extra = {k: v for k, v in extra.items() if k != "nesterov"}
+    gen = torch.Generator().manual_seed(0)
+    theta0 = torch.randn(40, generator=gen, dtype=torch.float64)
+    g = torch.randn(40, generator=gen, dtype=torch.float64) * torch.logspace(-6, 1, 40, dtype=torch.float64)
+    cfg = OptimizerConfig(name=name, lr=0.1, initial_accumulator_value=0.05, **extra)
+    p = torch.nn.Parameter(theta0.clone())
+    opt = make_optimizer([p], cfg)
+    p.grad = g.clone()
+    opt.step()
+    fs = first_step_closed_form(cfg, g, theta0)
+    torch.testing.assert_close(p.detach() - theta0, fs.delta, rtol=1e-9, atol=1e-15)
+    if name in ("adabound", "amsbound"):  # |g| < 0.1/(0.1·100.1) ≈ 0.00999 are capped
+        expected = float(((g + extra.get("weight_decay", 0.0) * theta0).abs() < 0.1 / (0.1 * 100.1)).double().mean())
+        assert fs.clipped == pytest.approx(expected)
