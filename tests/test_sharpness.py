@@ -14,11 +14,16 @@ import torch
 from cases import dense_hessian, objective_for
 from torch import nn
 
+from landscape.checkpoint import map_optimizer_state
 from landscape.objective import Objective
+from landscape.params import ParamSpace
+from landscape.session import Session
 from landscape.sharpness import (
+    SharpnessConfig,
     adaptive_sharpness,
     average_sharpness,
     eps_sharpness,
+    measure_session,
     pac_bayes_sigma,
     worst_case_sharpness,
 )
@@ -194,6 +199,12 @@ def test_measures_leave_caller_model_unchanged():
     adaptive_sharpness(obj, steps=2, restarts=2)
     average_sharpness(obj, samples=2)
     pac_bayes_sigma(obj, samples=2, max_samples=2, rel_tol=0.5)
+    # the whole per-checkpoint pipeline, Hessian measures included, with an SGD state
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    state = map_optimizer_state(opt.state_dict(), ParamSpace.from_model(model))
+    session = Session(None, model, None, None, "ce", obj, None, state, ParamSpace.from_model(model))
+    cfg = SharpnessConfig(steps=1, restarts=1, samples=2, pac_max_samples=2, pac_rel_tol=0.5, trace_matvecs=6)
+    assert measure_session(session, cfg).value("lambda_max") > 0
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert model.training and all(m.training for m in model.modules())
