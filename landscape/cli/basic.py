@@ -6,6 +6,7 @@ from typing import Optional
 
 import click
 
+from ..data import load_data
 from ..inspect import inspect_checkpoint
 from ..optim import FAMILIES, SCHEDULERS
 from ..results import write_json
@@ -71,17 +72,33 @@ def inspect_cmd(checkpoint: str, json_path: Optional[str], **kwargs) -> None:
               help="Keep the last 2 epochs' checkpoints in memory and write them, and the next one, when the test loss spikes.")
 @click.option("--spike-threshold", type=float, default=5.0, show_default=True,
               help="Spike rule of `landscape probe spikes`: robust deviations above the rolling median.")
+@click.option("--full-batch", is_flag=True, help="Full-batch gradient descent: one step per epoch on the whole training set (overrides --batch-size).")
+@click.option("--track-sharpness", "track_every", type=int, default=None,
+              help="Every K steps write λ_max (warm-started Lanczos), Adam's λ₁(P⁻¹H) or SGD's batch sharpness and the optimizer's threshold to RUN_DIR/sharpness.csv.")
+@click.option("--track-subset", type=int, default=None, help="Fixed subset of N training samples for --track-sharpness (default: all).")
+@click.option("--track-batches", type=int, default=10, show_default=True, help="Mini-batches averaged for the tracked batch sharpness (minibatch SGD).")
 def train_cmd(out_dir: str, save_steps: str, beta1: float, beta2: float, save_around_spikes: bool,
-              spike_threshold: float, **kwargs) -> None:
+              spike_threshold: float, full_batch: bool, track_every: Optional[int],
+              track_subset: Optional[int], track_batches: int, **kwargs) -> None:
     """Train a model and keep checkpoints and a log (for Adam-vs-SGD style studies)."""
     steps = _int_list(save_steps)
+    ds = load_data(kwargs["data"]) if (full_batch or track_every) else None
+    if full_batch:
+        kwargs["batch_size"] = len(ds.y_train)
     cfg = TrainConfig(betas=(beta1, beta2), save_steps=steps, **kwargs)
+    hooks = []
+    if track_every:
+        from ..hessian.tracking import SharpnessTracker
+
+        hooks.append(SharpnessTracker(out_dir, x=ds.x_train, y=ds.y_train, loss=cfg.loss, every=track_every,
+                                      train_batch_size=cfg.batch_size, subset=track_subset,
+                                      batches=track_batches, seed=cfg.seed, eval_batch_size=cfg.eval_batch_size))
     saver = None
     if save_around_spikes:
         from ..probes.spikes import DetectorConfig, SpikeSaver
 
         saver = SpikeSaver(out_dir, cfg=DetectorConfig(threshold=spike_threshold))
-    history = train(cfg, out_dir, epoch_hooks=[saver] if saver else [])
+    history = train(cfg, out_dir, hooks=hooks, epoch_hooks=[saver] if saver else [], dataset=ds)
     if saver is not None:
         click.echo(f"spikes during training: {len(saver.spikes)}"
                    + (f" (epochs {', '.join(str(s['epoch']) for s in saver.spikes)}; kept checkpoints of epochs "
