@@ -214,3 +214,27 @@ def test_first_step_closed_form_matches_a_real_step(name: str, extra: dict) -> N
     if name in ("adabound", "amsbound"):  # |g| < 0.1/(0.1·100.1) ≈ 0.00999 are capped
         expected = float(((g + extra.get("weight_decay", 0.0) * theta0).abs() < 0.1 / (0.1 * 100.1)).double().mean())
         assert fs.clipped == pytest.approx(expected)
+
+
+def test_first_step_probe_compares_further_families() -> None:
+    """`landscape probe adam-first-step --optimizer adabound`: the AdaBound step is measured like
+    Adam's and SGD's, matches its closed form, and reports how many coordinates its step-1 upper
+    bound capped (many more at η = 0.1 than at η = 10⁻³)."""
+    from landscape.probes.adam_first_step import FirstStepConfig, adam_first_step
+    from landscape.session import open_session
+
+    s = open_session(None, model="mlp:hidden=16", data="digits", subset=256, seed=0, dtype="float64")
+    res = adam_first_step(s, FirstStepConfig(lrs=(0.1, 1e-3), steps=2, batch_size=64, hessian=False,
+                                             others=("adabound", "rmsprop")))
+    fracs = []
+    for run in res.runs:
+        names = [o.optimizer for o in run.others]
+        assert names == ["adabound", "rmsprop"]
+        for o in run.others:
+            assert o.closed_form_error < 1e-9
+        fracs.append(run.others[0].clipped_fraction)
+        assert "adabound: step" in run.verdict
+    assert fracs[0] > 0.1 and fracs[0] > 5 * fracs[1]  # capped: |g| < η/((1 − β₁)·100.1)
+    from landscape.results import jsonable
+
+    assert jsonable(res)["runs"][0]["others"][0]["optimizer"] == "adabound"

@@ -8,6 +8,7 @@ import click
 
 from ..distributed import is_main
 from ..errors import LandscapeError
+from ..optim import FAMILIES
 from ..results import write_json
 from . import main
 from .common import analysis_options, data_options, pop_session_kwargs
@@ -40,6 +41,8 @@ def _emit(result, json_path: Optional[str], html_path: Optional[str], title: str
 @click.option("--beta2", type=float, default=0.999, show_default=True)
 @click.option("--eps", type=float, default=1e-8, show_default=True)
 @click.option("--momentum", type=float, default=0.0, show_default=True, help="SGD's heavy-ball momentum.")
+@click.option("--optimizer", "optimizers", multiple=True, type=click.Choice(list(FAMILIES)),
+              help="Repeatable: further families to measure like Adam and SGD (which always run), e.g. adabound.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Initialisation seed and mini-batch order (as landscape train --seed).")
 @click.option("--subset", type=int, default=None, help="Use a fixed random subset of N samples of each split.")
@@ -52,7 +55,7 @@ def _emit(result, json_path: Optional[str], html_path: Optional[str], title: str
 @click.option("--json", "json_path", default=None, help="Write the result as JSON to PATH (- for stdout).")
 @click.option("--html", "html_path", default=None, help="Write an interactive HTML report to PATH.")
 def adam_first_step_cmd(init: Optional[str], lrs: Tuple[float, ...], batch_size: int, steps: int,
-                        beta1: float, beta2: float, eps: float, momentum: float, seed: int,
+                        beta1: float, beta2: float, eps: float, momentum: float, optimizers: Tuple[str, ...], seed: int,
                         subset: Optional[int], eval_batch_size: int, device: str, dtype: str, bn_mode: str,
                         no_hessian: bool, json_path: Optional[str], html_path: Optional[str], **kwargs) -> None:
     """Adam's and SGD's first update from the same start and mini-batch, per learning rate."""
@@ -65,7 +68,8 @@ def adam_first_step_cmd(init: Optional[str], lrs: Tuple[float, ...], batch_size:
     session = open_session(init, subset=subset, seed=seed, batch_size=eval_batch_size, device=device,
                            dtype=dtype, bn_mode=bn_mode, init_seed=seed, **opts)
     cfg = FirstStepConfig(lrs=tuple(lrs), batch_size=batch_size, steps=steps, betas=(beta1, beta2), eps=eps,
-                          momentum=momentum, seed=seed, hessian=not no_hessian)
+                          momentum=momentum, seed=seed, hessian=not no_hessian,
+                          others=tuple(dict.fromkeys(o for o in optimizers if o not in ("adam", "sgd"))))
     _emit(adam_first_step(session, cfg), json_path, html_path, "landscape probe adam-first-step")
 
 

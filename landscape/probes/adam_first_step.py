@@ -59,11 +59,13 @@ class FirstStepConfig:
     alphas: Tuple[float, ...] = tuple(round(0.1 * i, 10) for i in range(16))
     hessian: bool = True
     tol: float = 1e-3
+    others: Tuple[str, ...] = ()  # further families (landscape.optim) measured like Adam and SGD
 
     def to_json(self) -> dict:
         return {"lrs": list(self.lrs), "batch_size": self.batch_size, "steps": self.steps,
                 "betas": list(self.betas), "eps": self.eps, "momentum": self.momentum,
-                "seed": self.seed, "alphas": list(self.alphas), "hessian": self.hessian, "tol": self.tol}
+                "seed": self.seed, "alphas": list(self.alphas), "hessian": self.hessian, "tol": self.tol,
+                "others": list(self.others)}
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ class StepReport:
     slice: dict
     curve: dict
     recovered: bool
+    clipped_fraction: Optional[float] = None  # AdaBound/AMSBound: coordinates capped by the step-1 bound
 
     def to_json(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -102,6 +105,7 @@ class FirstStepRun:
     sgd_stability: Optional[dict]
     adam_step1_preconditioned: Optional[dict]
     verdict: str
+    others: Tuple[StepReport, ...] = ()  # the --optimizer families other than adam and sgd
 
     def to_json(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -188,7 +192,12 @@ def _evaluate(obj: Objective, model: nn.Module) -> Evaluation:
 def _make_optimizer(name: str, params: Sequence[nn.Parameter], lr: float, cfg: FirstStepConfig) -> torch.optim.Optimizer:
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, betas=cfg.betas, eps=cfg.eps)
-    return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum)
+    from ..optim import OptimizerConfig, make_optimizer
+
+    return make_optimizer(params, OptimizerConfig(name=name, lr=lr, betas=cfg.betas, eps=cfg.eps,
+                                                  momentum=cfg.momentum))
 
 
 @dataclass
@@ -265,14 +274,23 @@ def _step_report(session: Session, name: str, lr: float, traj: _Trajectory, thet
     obj = session.train
     delta = traj.theta1 - theta0
     g = traj.grad
+    clipped = None
     if name == "adam":
         expected = -lr * g / (g.abs() + cfg.eps)
         bound: Optional[float] = lr * math.sqrt(obj.dim)
         first_order = lr * float(g.abs().sum())
-    else:
+    elif name == "sgd":
         expected = -lr * g
         bound = None
         first_order = lr * float(g @ g)
+    else:  # any other family: its closed-form first step (landscape.optim.first_step)
+        from ..optim import OptimizerConfig
+        from ..optim.first_step import first_step_closed_form
+
+        fs = first_step_closed_form(OptimizerConfig(name=name, lr=lr, betas=cfg.betas, eps=cfg.eps,
+                                                    momentum=cfg.momentum), g, theta0)
+        expected, clipped, bound = fs.delta, fs.clipped, None
+        first_order = -float(g @ expected)
     stats1 = activation_stats(traj.obj1, traj.theta1)
     return StepReport(
         optimizer=name, lr=lr, update_norm=float(delta.norm()), bound=bound,
@@ -287,6 +305,7 @@ def _step_report(session: Session, name: str, lr: float, traj: _Trajectory, thet
         curve={"step": list(range(len(traj.losses))), "loss": traj.losses, "acc": traj.accs,
                "batch_loss": [float("nan")] + traj.batch_losses},
         recovered=_recovered(traj, start, obj),
+        clipped_fraction=clipped,
     )
 
 
@@ -318,6 +337,15 @@ def _verdict(adam: StepReport, sgd: StepReport, ratio: float, eta_lam: Optional[
     return "; ".join(parts)
 
 
+def _other_verdict(o: StepReport, sgd: StepReport, steps: int) -> str:
+    ratio = o.update_norm / sgd.update_norm if sgd.update_norm > 0 else math.inf
+    capped = (f", {o.clipped_fraction:.0%} of coordinates capped by its step-1 upper bound"
+              if o.clipped_fraction is not None else "")
+    return (f"; {o.optimizer}: step {ratio:.3g}× SGD's (‖Δ‖ {o.update_norm:.3g}){capped}, "
+            f"loss → {o.loss_after:.3g}, {'recovers' if o.recovered else 'does not recover'} in {steps} steps "
+            f"(loss {o.curve['loss'][-1]:.3g}, acc {o.curve['acc'][-1]:.2f})")
+
+
 # ------------------------------------------------------------------- probe
 def adam_first_step(session: Session, cfg: FirstStepConfig) -> AdamFirstStepResult:
     """Run the probe (see the module docstring) from ``session``'s weights and training set."""
@@ -330,7 +358,7 @@ def adam_first_step(session: Session, cfg: FirstStepConfig) -> AdamFirstStepResu
     obj = session.train
     theta0 = obj.theta0
     batches = first_batches(obj.n, batch_size=cfg.batch_size, steps=cfg.steps, seed=cfg.seed)
-    bar = progress(3 + 2 * len(cfg.lrs), desc="adam-first-step")
+    bar = progress(3 + 2 * len(cfg.lrs), desc="adam-first-step")  # (--optimizer families: inside each lr)
     start = obj.evaluate(theta0)
     stats0 = activation_stats(obj, theta0)
     full_grad = obj.grad(theta0)
@@ -361,8 +389,11 @@ def adam_first_step(session: Session, cfg: FirstStepConfig) -> AdamFirstStepResu
                            preconditioned_lambda_max=pre.value)
             adam_pre = {"sharpness": pre.value, "threshold": st.threshold, "ratio": st.ratio, "rule": st.rule}
         ratio = adam.update_norm / sgd.update_norm if sgd.update_norm > 0 else math.inf
-        runs.append(FirstStepRun(lr, adam, sgd, ratio, eta_lam, sgd_stab, adam_pre,
-                                 _verdict(adam, sgd, ratio, eta_lam, sgd_stab, cfg.steps)))
+        others = tuple(_step_report(session, n, lr, _run_optimizer(session, n, lr, batches, cfg, start), theta0,
+                                    start, stats0, full_grad, cfg) for n in cfg.others)
+        verdict = _verdict(adam, sgd, ratio, eta_lam, sgd_stab, cfg.steps) + "".join(
+            _other_verdict(o, sgd, cfg.steps) for o in others)
+        runs.append(FirstStepRun(lr, adam, sgd, ratio, eta_lam, sgd_stab, adam_pre, verdict, others))
     bar.update(1)
     bar.close()
     g = first_grad
