@@ -649,3 +649,8 @@ def probe_spikes(run_dir: str | Path, *, log_path: Optional[str | Path] = None,
     return SpikeReport(run_dir=str(root), log_path=str(log_file), n_epochs=len(log), spikes=spikes,
                        oscillation=osc, log=log_json, events=tuple(events), checkpoints=tuple(probes),
                        verdicts=tuple(verdicts), config=cfg, notes=tuple(notes), provenance=prov)
+
+
+# Non-landscape causes (BN statistics, CE overconfidence, logging, period-2, slingshot) register
+# themselves as further hypotheses.
+from . import spike_causes  # noqa: E402,F401
