@@ -223,8 +223,8 @@ def test_first_step_probe_compares_further_families() -> None:
     from landscape.probes.adam_first_step import FirstStepConfig, adam_first_step
     from landscape.session import open_session
 
-    s = open_session(None, model="mlp:hidden=16", data="digits", subset=256, seed=0, dtype="float64")
-    res = adam_first_step(s, FirstStepConfig(lrs=(0.1, 1e-3), steps=2, batch_size=64, hessian=False,
+    s = open_session(None, model="mlp:hidden=16", data="digits", subset=128, seed=0, dtype="float64")
+    res = adam_first_step(s, FirstStepConfig(lrs=(0.1, 1e-3), steps=1, batch_size=64, hessian=False, alphas=(0.0, 1.0),
                                              others=("adabound", "rmsprop")))
     fracs = []
     for run in res.runs:
