@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 import click
@@ -105,7 +106,8 @@ def train_cmd(out_dir: str, save_steps: str, beta1: float, beta2: float, save_ar
                       f"{', '.join(str(e) for e in sorted(saver.saved))}; see {out_dir}/spikes.json)"
                       if saver.spikes else ""))
     last = history[-1] if history else {}
-    click.echo(f"wrote {out_dir}/log.csv and {len(history) + 1} epoch checkpoints; "
+    n_ckpt = len(list(Path(out_dir).glob("*.pt")))
+    click.echo(f"wrote {out_dir}/log.csv and {n_ckpt} checkpoints; "
                f"final train loss {last.get('train_loss', float('nan')):.4g}, "
                f"test loss {last.get('test_loss', float('nan')):.4g}, test acc {last.get('test_acc', float('nan')):.3f}")
 
