@@ -252,8 +252,11 @@ def _markers(d: Mapping[str, Any], attrs: Mapping[str, Any], x: np.ndarray, y: O
     if pts is not None:
         arr = farray(pts.tolist() if hasattr(pts, "tolist") else pts)
         if arr.ndim == 2 and arr.shape[1] >= 2:
-            names = first_key(d, "point_labels", "plane_checkpoints") or first_key(
-                attrs, "point_labels", "plane_checkpoints", "checkpoints") or []
+            names = first_key(d, "point_labels", "plane_checkpoints")
+            if names is None:  # no `or`: the labels may be a numpy array read from h5
+                names = first_key(attrs, "point_labels", "plane_checkpoints", "checkpoints")
+            if names is None:
+                names = []
             names = list(names.tolist() if hasattr(names, "tolist") else names)
             return tuple(Marker(short_path(_attr_value(names[i])) if i < len(names) else f"P{i}",
                                 float(arr[i, 0]), float(arr[i, 1])) for i in range(len(arr)))
