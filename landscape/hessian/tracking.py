@@ -171,3 +171,18 @@ def read_sharpness(path: str | Path) -> Dict[str, list]:
             except (TypeError, ValueError):
                 cols[k].append(v)
     return cols
+
+
+def edge_of_stability_summary(cols: Dict[str, list], *, key: str = "sharpness", last: float = 0.4) -> Dict[str, float]:
+    """How a tracked series relates to its threshold: the first value, the peak, and the mean,
+    min and max of ``key/threshold`` over the last ``last`` fraction of the measurements (the
+    "hover" of the edge of stability: mean within 10% of 1 in Cohen et al.'s sense)."""
+    vals = [float(v) for v in cols[key]]
+    thr = [float(t) for t in cols["threshold"]]
+    if not vals:
+        raise LandscapeError("no sharpness measurements")
+    start = min(len(vals) - 1, int(len(vals) * (1 - last)))
+    ratios = [v / t for v, t in zip(vals[start:], thr[start:]) if t > 0 and math.isfinite(v)]
+    return {"first": vals[0], "first_ratio": vals[0] / thr[0], "peak": max(vals), "threshold": thr[-1],
+            "from_step": float(cols["step"][start]), "last_mean_ratio": sum(ratios) / len(ratios),
+            "last_min_ratio": min(ratios), "last_max_ratio": max(ratios), "measurements": float(len(vals))}

@@ -1,0 +1,36 @@
+"""Edge of stability on the bundled digits (Cohen et al. 2021), lightweight: full-batch GD on the
+first 200 training images, tanh MLP 64-200-200-10, mse-sum, η = 0.08 (2/η = 25), λ_max tracked
+every 20 steps. λ_max starts near 19, rises (progressive sharpening) and then hovers at 2/η."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from landscape.data import Dataset, load_data
+from landscape.hessian.tracking import SharpnessTracker, edge_of_stability_summary, read_sharpness
+from landscape.train import TrainConfig, train
+
+
+@pytest.mark.slow
+def test_progressive_sharpening_then_hover_at_2_over_eta(tmp_path) -> None:
+    ds = load_data("digits")
+    small = Dataset("digits", ds.x_train[:200], ds.y_train[:200], ds.x_test[:100], ds.y_test[:100], 10)
+    lr = 0.08
+    tracker = SharpnessTracker(tmp_path, x=small.x_train, y=small.y_train, loss="mse-sum", every=20,
+                               train_batch_size=200)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small matrices: one thread is faster and leaves the other core free
+    try:
+        train(TrainConfig(model="mlp:hidden=200-200,act=tanh", loss="mse-sum", lr=lr, batch_size=200, epochs=600,
+                          save_every=600), tmp_path, hooks=[tracker], dataset=small)
+    finally:
+        torch.set_num_threads(threads)
+    cols = read_sharpness(tmp_path / "sharpness.csv")
+    assert cols["threshold"][0] == pytest.approx(2 / lr)
+    assert cols["sharpness"] == cols["lambda_max"]  # full-batch GD: the verdict is on λ_max
+    s = edge_of_stability_summary(cols, last=0.4)
+    assert s["first_ratio"] < 0.85                   # starts well below 2/η ...
+    assert s["peak"] >= 2 / lr                       # ... sharpens up to it ...
+    assert 0.9 <= s["last_mean_ratio"] <= 1.1        # ... and hovers there
+    assert 0.85 <= s["last_min_ratio"] and s["last_max_ratio"] <= 1.15
