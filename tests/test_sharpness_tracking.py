@@ -63,3 +63,28 @@ def test_sgd_minibatch_batch_sharpness(tmp_path) -> None:
     assert row["batch_sharpness_threshold"] == pytest.approx((2 + 2 * 0.9) / 0.1)
     assert row["on"] == "batch sharpness" and row["ratio"] == pytest.approx(ref.value / row["threshold"])
     assert row["lambda_max"] == pytest.approx(float(torch.linalg.eigvalsh(dense_hessian(obj))[-1]), rel=1e-6)
+
+
+def test_cli_full_batch_and_minibatch_tracking(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from landscape.cli import main
+
+    gd = tmp_path / "gd"
+    r = CliRunner().invoke(main, ["train", "--model", "mlp:hidden=16,act=tanh", "--loss", "mse-sum", "--lr", "0.05",
+                                  "--full-batch", "--epochs", "3", "--track-sharpness", "2", "--track-subset", "100",
+                                  "--out", str(gd)])
+    assert r.exit_code == 0, r.output
+    cols = read_sharpness(gd / "sharpness.csv")
+    assert cols["step"] == [1.0, 2.0] and cols["threshold"] == [40.0, 40.0]
+    assert all(math.isnan(v) for v in cols["batch_sharpness"])  # full batch: no batch sharpness
+    meta = torch.load(gd / "epoch_003.pt", weights_only=False)["landscape"]
+    assert meta["batch_size"] == 1000 and meta["train"]["epochs"] == 3
+    sgd = tmp_path / "sgd"
+    r = CliRunner().invoke(main, ["train", "--model", "mlp:hidden=16,act=tanh", "--loss", "mse-sum", "--lr", "0.05",
+                                  "--batch-size", "100", "--epochs", "1", "--track-sharpness", "5",
+                                  "--track-subset", "300", "--track-batches", "3", "--out", str(sgd)])
+    assert r.exit_code == 0, r.output
+    cols = read_sharpness(sgd / "sharpness.csv")
+    assert cols["step"] == [1.0, 5.0, 10.0]
+    assert all(v > 0 for v in cols["batch_sharpness"]) and cols["on"] == ["batch sharpness"] * 3

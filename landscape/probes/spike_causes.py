@@ -130,7 +130,9 @@ def bn_statistics_verdict(*, epoch: float, spike_loss: float, baseline: Optional
     name = "bn_statistics"
     nums = {"test_loss": spike_loss, "test_loss_recomputed_bn": recomputed_loss, "baseline": baseline}
     if baseline is None or not spike_loss > baseline:
-        return Verdict(name, epoch, "inconclusive", "no baseline below the event's test loss", nums)
+        return Verdict(name, epoch, "inconclusive",
+                       f"no baseline below the event's test loss {spike_loss:.4g} (with BatchNorm statistics "
+                       f"recomputed on the training batches: {recomputed_loss:.4g})", nums)
     removed = (spike_loss - recomputed_loss) / (spike_loss - baseline)
     nums["share_removed"] = removed
     status = "supported" if removed >= SPIKE_GONE else ("inconclusive" if removed >= 0.3 else "not supported")
