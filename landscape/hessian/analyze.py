@@ -232,6 +232,8 @@ def analyze_hessian(objective: Objective, optimizer: Optional[OptimizerState] = 
         raise LandscapeError(f"--top-k {config.top_k} exceeds the {objective.dim} parameters")
     if config.tol <= 0:
         raise LandscapeError("--tol must be positive")
+    if config.backend == "pyhessian" and config.batch_sharpness:
+        raise LandscapeError("--batch-sharpness needs --backend landscape")
     if config.backend == "pyhessian":
         from .pyhessian_backend import analyze_with_pyhessian
 
