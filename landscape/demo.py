@@ -90,6 +90,8 @@ class DemoConfig:
     trace_matvecs: int = 30
     probe_steps: int = 10
     hessian_batch: int = 1024            # BatchNorm batch statistics for the Hessian and sharpness
+    hessian_subset: Optional[int] = 512  # training samples for the stability check (None: all)
+    probe_hessian: bool = True           # eigenvalues inside the first-step and spike probes
     spike_points: int = 11
 
     @classmethod
@@ -97,7 +99,7 @@ class DemoConfig:
         runs = (RunSpec("adam_ce_lr0.001", "adam", 0.001), RunSpec("sgd_ce_lr0.1", "sgd", 0.1, momentum=0.9),
                 RunSpec("adam_mse_lr0.1", "adam", 0.1, loss="mse"))
         return cls(width=0.25, epochs=3, runs=runs, subset=128, sharp_subset=128, grid=5, interp_points=5,
-                   top_k=1, sharp_steps=3, sharp_restarts=1, sharp_samples=2, trace_matvecs=9, probe_steps=3,
+                   top_k=1, hessian_subset=256, sharp_steps=3, sharp_restarts=1, sharp_samples=2, trace_matvecs=9, probe_steps=3,
                    spike_points=5)
 
     def to_json(self) -> dict:
@@ -122,10 +124,11 @@ class DemoResult:
     summary: str
     results: Dict[str, Any]
     seconds: Dict[str, float]
+    cpu_seconds: Dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return {"out": str(self.out), "report": str(self.report), "summary": self.summary,
-                "seconds": self.seconds, "config": self.config.to_json()}
+                "seconds": self.seconds, "cpu_seconds": self.cpu_seconds, "config": self.config.to_json()}
 
 
 # ------------------------------------------------------------------------------- output folder
@@ -168,8 +171,8 @@ def train_runs(config: DemoConfig, runs_dir: Path, say: Callable[[str], None]) -
 
 def hessian_end_points(config: DemoConfig, runs_dir: Path, results_dir: Path) -> Dict[str, Any]:
     """Step 2a: top eigenvalues and the stability verdict at every run's last checkpoint, on the
-    full-batch training loss with BatchNorm batch statistics (one batch of ``hessian_batch``
-    samples, the whole training set of the digits: the full-batch objective on which Cohen et al.
+    full-batch training loss of ``hessian_subset`` training samples with BatchNorm batch statistics
+    (one batch of up to ``hessian_batch`` samples: the full-batch objective on which Cohen et al.
     measure the edge of stability)."""
     from .hessian.analyze import HessianConfig, analyze_hessian
     from .session import open_session
@@ -177,7 +180,8 @@ def hessian_end_points(config: DemoConfig, runs_dir: Path, results_dir: Path) ->
     out = {}
     for r in config.runs:
         ckpt = _last_checkpoint(runs_dir / r.name)
-        s = open_session(str(ckpt), bn_mode="train", batch_size=config.hessian_batch, seed=config.seed)
+        s = open_session(str(ckpt), bn_mode="train", batch_size=config.hessian_batch, seed=config.seed,
+                         subset=config.hessian_subset)
         rep = analyze_hessian(s.train, s.optimizer, HessianConfig(top_k=config.top_k, tol=config.eig_tol,
                                                                   seed=config.seed),
                               provenance={**s.provenance(), "bn_mode": "train"})
@@ -205,16 +209,18 @@ def run_demo(out: str | Path, config: Optional[DemoConfig] = None, *,
     out = Path(out)
     _prepare(out, config)
     runs_dir, res_dir = out / "runs", out / "results"
-    seconds: Dict[str, float] = {}
+    seconds: Dict[str, float] = {}       # wall clock per step
+    cpu_seconds: Dict[str, float] = {}   # CPU time of this process per step (all threads)
     results: Dict[str, Any] = {}
 
     def timed(name: str, fn: Callable[[], Any]) -> Any:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         value = fn()
         seconds[name] = round(time.perf_counter() - t, 2)
+        cpu_seconds[name] = round(time.process_time() - c, 2)
         return value
 
-    t_all = time.perf_counter()
+    t_all, c_all = time.perf_counter(), time.process_time()
     results["logs"] = timed("train", lambda: train_runs(config, runs_dir, say))
     ends = {r.name: str(_last_checkpoint(runs_dir / r.name)) for r in config.runs}
 
@@ -260,7 +266,8 @@ def run_demo(out: str | Path, config: Optional[DemoConfig] = None, *,
     init = str(runs_dir / config.high_lr_adam / "epoch_000.pt")
     session = open_session(init, subset=config.subset, seed=config.seed, bn_mode="train", init_seed=config.seed)
     results["first_step"] = timed("first_step", lambda: adam_first_step(session, FirstStepConfig(
-        lrs=lrs, batch_size=config.batch_size, steps=config.probe_steps, seed=config.seed)))
+        lrs=lrs, batch_size=config.batch_size, steps=config.probe_steps, seed=config.seed,
+        hessian=config.probe_hessian)))
     write_json(results["first_step"], res_dir / "adam_first_step.json")
 
     spike_run, spike_at, n_found = _spike_target(config, results["logs"], detect_spikes, DetectorConfig())
@@ -268,7 +275,7 @@ def run_demo(out: str | Path, config: Optional[DemoConfig] = None, *,
     results["spike_run"] = {"run": spike_run, "at": spike_at, "spikes_in_logs": n_found}
     results["spikes"] = timed("spikes", lambda: probe_spikes(runs_dir / spike_run, cfg=SpikeProbeConfig(
         at=(spike_at,) if spike_at is not None else (), max_events=1, points=config.spike_points,
-        tol=config.eig_tol, seed=config.seed), session_kwargs={"subset": config.subset, "seed": config.seed}))
+        tol=config.eig_tol, seed=config.seed, hessian=config.probe_hessian), session_kwargs={"subset": config.subset, "seed": config.seed}))
     write_json(results["spikes"], res_dir / "spikes.json")
 
     say("report")
@@ -279,10 +286,13 @@ def run_demo(out: str | Path, config: Optional[DemoConfig] = None, *,
     report = timed("report", lambda: write_html([str(p) for p in report_items], out / "report.html",
                                                 title="landscape demo: Adam vs SGD on the bundled digits"))
     seconds["total"] = round(time.perf_counter() - t_all, 2)
+    cpu_seconds["total"] = round(time.process_time() - c_all, 2)
     text = summarise(config, results, report_path=report)
     (out / "summary.txt").write_text(text + "\n", encoding="utf-8")
-    write_json({"config": config.to_json(), "seconds": seconds, "report": str(report)}, out / MARKER)
-    return DemoResult(out=out, config=config, report=report, summary=text, results=results, seconds=seconds)
+    write_json({"config": config.to_json(), "seconds": seconds, "cpu_seconds": cpu_seconds, "report": str(report)},
+               out / MARKER)
+    return DemoResult(out=out, config=config, report=report, summary=text, results=results, seconds=seconds,
+                      cpu_seconds=cpu_seconds)
 
 
 def _spike_target(config: DemoConfig, logs: Dict[str, List[dict]], detect: Callable, det_cfg: Any
@@ -345,7 +355,8 @@ def summarise(config: DemoConfig, results: Dict[str, Any], *, report_path: Any =
                      f"test acc {last['test_acc']:.3f}  {'trained' if trained[r.name] else 'DID NOT TRAIN'}")
 
     lines.append("")
-    lines.append("Edge of stability (full-batch training loss, BatchNorm batch statistics; sharpness = λ_max(H) for "
+    n_h = f"{config.hessian_subset} training samples" if config.hessian_subset else "all training samples"
+    lines.append(f"Edge of stability (full-batch loss on {n_h}, BatchNorm batch statistics; sharpness = λ_max(H) for "
                  "SGD, λ₁(P⁻¹H) for Adam; ratio = sharpness / the optimizer's threshold; "
                  f"at the edge: ratio ≥ {EDGE_LOW:g}):")
     at_edge, above = [], []
