@@ -61,6 +61,21 @@ def test_batch_split_does_not_change_the_operator():
     assert op.hvps == 2
 
 
+@pytest.mark.parametrize("case", ["mlp_relu", "bn_cnn"])
+def test_product_methods_agree_with_dense(dense, case):
+    obj, _, H = dense[(case, "ce")]
+    v = torch.randn(obj.dim, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    for method in ("auto", "cached", "fwd", "rev"):
+        op = HessianOperator(obj, method=method)
+        assert torch.allclose(op.matvec(v), H @ v, atol=1e-12), method
+    assert HessianOperator(obj).method == "cached"                       # tiny graphs fit
+    assert HessianOperator(obj, cache_budget=1).method == "fwd"          # auto falls back
+    with pytest.raises(MemoryError):
+        HessianOperator(obj, method="cached", cache_budget=1)
+    shifted = HessianOperator(obj).with_shift(0.25)
+    assert torch.allclose(shifted.matvec(v), H @ v + 0.25 * v, atol=1e-12)
+
+
 def test_linear_regression_closed_form():
     g = torch.Generator().manual_seed(3)
     x = torch.randn(50, 7, generator=g, dtype=torch.float64) * torch.linspace(0.3, 3, 7, dtype=torch.float64)

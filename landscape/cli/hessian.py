@@ -29,7 +29,7 @@ from .common import analysis_options, pop_session_kwargs, session_from
 @click.option("--preconditioned", is_flag=True, help="Top-k eigenvalues of P^-1/2 H P^-1/2 from the checkpoint's adaptive optimizer state (top-1 is always computed for adaptive optimizers).")
 @click.option("--lr", type=float, default=None, help="Learning rate for the stability check (default: the checkpoint's).")
 @click.option("--tol", type=float, default=1e-4, show_default=True, help="Relative residual ‖Hv − λv‖ / |λ_max| to stop at.")
-@click.option("--method", type=click.Choice(["fwd", "rev"]), default="fwd", show_default=True, help="Hessian-vector products: forward-over-reverse or double backward.")
+@click.option("--method", type=click.Choice(["auto", "cached", "fwd", "rev"]), default="auto", show_default=True, help="Hessian-vector products: cached gradient graphs (one backward per product; auto uses them when they fit in memory), forward-over-reverse, or double backward.")
 @click.option("--backend", type=click.Choice(["landscape", "pyhessian"]), default="landscape", show_default=True, help="pyhessian: cross-check with PyPI pyhessian's power iteration.")
 @click.option("--batch-sharpness", "do_batch_sharpness", is_flag=True, help="Batch sharpness E_B[g_B^T H_B g_B/|g_B|^2] over mini-batches of the training batch size (Andreyev & Beneventano 2024), with its SGD stability verdict.")
 @click.option("--train-batch-size", type=int, default=None, help="Mini-batch size for --batch-sharpness (default: the batch_size the checkpoint records).")

@@ -29,7 +29,7 @@ from .trace import TraceResult, hutchpp
 
 def top_eigen(objective: Objective, *, k: int = 1, tol: float = 1e-4, seed: int = 0,
               v0: Optional[torch.Tensor] = None, theta: Optional[torch.Tensor] = None,
-              which: str = "LA", method: str = "fwd", max_iter: Optional[int] = None) -> EigenResult:
+              which: str = "LA", method: str = "auto", max_iter: Optional[int] = None) -> EigenResult:
     """Top-k ('LA') or bottom-k ('SA') eigenpairs of the Objective's Hessian at ``theta``."""
     op = HessianOperator(objective, theta, method=method)
     return eigsh(op, k=k, which=which, tol=tol, seed=seed, v0=v0, max_iter=max_iter)
@@ -91,7 +91,7 @@ class HessianConfig:
     trace_matvecs: int = 99
     density_steps: int = 64
     density_runs: int = 2
-    method: str = "fwd"
+    method: str = "auto"
     backend: str = "landscape"
     batch_sharpness: bool = False
     train_batch_size: Optional[int] = None
@@ -244,6 +244,9 @@ def analyze_hessian(objective: Objective, optimizer: Optional[OptimizerState] = 
     start = objective.hvp_count
     notes: List[str] = []
     base = HessianOperator(objective, theta, method=config.method)
+    notes.append(f"Hessian-vector products: {base.method}"
+                 + (" (auto: the gradient graphs did not fit the memory budget)"
+                    if config.method == "auto" and base.method == "fwd" else ""))
 
     def wrap(op: LinearOperator, phase: str) -> LinearOperator:
         return _Counting(op, lambda n: tick(phase, n)) if tick is not None else op
@@ -271,7 +274,7 @@ def analyze_hessian(objective: Objective, optimizer: Optional[OptimizerState] = 
         lam = lam + wd
         notes.append(f"coupled weight decay {wd:g}: stability uses λ_max(H + wd·I) = λ_max + wd")
     elif isinstance(wd, torch.Tensor):
-        shifted = eigsh(wrap(HessianOperator(objective, theta, method=config.method, shift=wd), "H + wd"),
+        shifted = eigsh(wrap(base.with_shift(wd), "H + wd"),
                         k=1, which="LA", tol=config.tol, seed=config.seed, v0=top.eigenvectors[:1])
         lam = shifted.eigenvalues[0]
         notes.append("coupled weight decay differs between parameter groups: stability uses "
@@ -282,7 +285,7 @@ def analyze_hessian(objective: Objective, optimizer: Optional[OptimizerState] = 
         if p is None:
             notes.append("--preconditioned: the optimizer is not adaptive (P = I); nothing to precondition")
         else:
-            op = PreconditionedOperator(HessianOperator(objective, theta, method=config.method, shift=wd), p)
+            op = PreconditionedOperator(base.with_shift(wd), p)
             k = config.top_k if config.preconditioned else 1
             pre = eigsh(wrap(op, "preconditioned"), k=k, which="LA", tol=config.tol, seed=config.seed)
             if wd is not None:

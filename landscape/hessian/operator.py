@@ -1,10 +1,21 @@
 """Hessian operators: H(θ) (optionally shifted by a diagonal) and P^{-1/2} H P^{-1/2}.
 
-Every product goes through the :class:`~landscape.objective.Objective`, i.e. over the whole
-evaluation set with the exact 1/N weighting across unequal batches. Products are
-forward-over-reverse (``jvp`` of ``grad``) by default, double backward with ``method="rev"``.
-Each operator counts the Hessian-vector products it made in ``hvps`` (a ``matmat`` of ``k``
-vectors counts ``k``).
+Every product is over the Objective's whole evaluation set (its own batches, its own
+``batch_loss``), with the exact 1/N weighting across unequal batches. Product methods:
+
+- ``"fwd"``: forward-over-reverse (``jvp`` of ``grad``) through :meth:`Objective.hvp`;
+- ``"rev"``: double backward through :meth:`Objective.hvp`;
+- ``"cached"``: the gradient's graph ∇L_b(θ) of every batch is built once (``create_graph``) and
+  each product is one backward pass through those graphs (``grad_outputs=v``): no forward and no
+  first backward per product, at the price of keeping every batch's graph in memory;
+- ``"auto"`` (default): ``"cached"`` when the graphs fit a memory budget (measured on the first
+  batch with saved-tensor hooks, extrapolated to all batches; default budget: a quarter of the
+  machine's memory, at most 8 GiB, or half of the free GPU memory), otherwise ``"fwd"``.
+
+Measured on 2 CPU cores (24k-parameter BN-CNN, 256 CIFAR-shaped images, batch 128, process CPU
+time): one product costs 3.4× a forward+backward with ``fwd``, 2.9× with ``rev`` and 1.9× with
+``cached`` (+ 1.9× once to build the graphs). Each operator counts its products in ``hvps``
+(a ``matmat`` of ``k`` vectors counts ``k``), and so does the Objective's ``hvp_count``.
 
 The preconditioned operator is the symmetric form of P⁻¹H used for adaptive optimizers
 (Cohen et al. 2022, "Adaptive Gradient Methods at the Edge of Stability"): P⁻¹H and
@@ -14,11 +25,14 @@ symmetric so Lanczos applies.
 
 from __future__ import annotations
 
-from typing import Optional, Union
+import os
+from typing import List, Optional, Tuple, Union
 
 import torch
 
 from ..objective import Objective
+
+METHODS = ("auto", "fwd", "rev", "cached")
 
 
 class LinearOperator:
@@ -51,18 +65,25 @@ class HessianOperator(LinearOperator):
     Args:
         objective: the loss (whole evaluation set).
         theta: the point (default: the checkpoint's weights ``objective.theta0``).
-        method: ``"fwd"`` (forward-over-reverse, default) or ``"rev"`` (double backward).
+        method: ``"auto"`` (default), ``"fwd"``, ``"rev"`` or ``"cached"`` (module docstring).
         shift: a scalar or a flat vector added on the diagonal, e.g. coupled L2 weight decay
             (the gradient of ``wd/2·‖θ‖²`` adds ``wd·I`` to the curvature). Default none.
+        cache_budget: bytes the cached graphs may take (``"auto"``/``"cached"``).
     """
 
     def __init__(self, objective: Objective, theta: Optional[torch.Tensor] = None, *,
-                 method: str = "fwd", shift: Union[None, float, torch.Tensor] = None) -> None:
-        if method not in ("fwd", "rev"):
-            raise ValueError("method must be 'fwd' or 'rev'")
+                 method: str = "auto", shift: Union[None, float, torch.Tensor] = None,
+                 cache_budget: Optional[int] = None) -> None:
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}")
         self.objective = objective
         self.theta = (objective.theta0 if theta is None else theta).detach().to(
             device=objective.device, dtype=objective.dtype)
+        self._graphs: Optional[_GradientGraphs] = None
+        if method in ("auto", "cached"):
+            budget = cache_budget if cache_budget is not None else default_cache_budget(objective.device)
+            self._graphs = _GradientGraphs.build(objective, self.theta, budget, required=method == "cached")
+            method = "cached" if self._graphs is not None else "fwd"
         self.method = method
         self.dim = objective.dim
         self.dtype = objective.dtype
@@ -78,12 +99,93 @@ class HessianOperator(LinearOperator):
     def hvps(self) -> int:
         return self._count
 
+    def with_shift(self, shift: Union[None, float, torch.Tensor]) -> HessianOperator:
+        """The same H (sharing cached graphs) with another diagonal shift; its own product count."""
+        other = object.__new__(HessianOperator)
+        other.__dict__.update(self.__dict__)
+        if isinstance(shift, torch.Tensor):
+            shift = shift.to(device=self.device, dtype=self.dtype)
+        other.shift = shift
+        other._count = 0
+        return other
+
     def matvec(self, v: torch.Tensor) -> torch.Tensor:
         v = v.to(device=self.device, dtype=self.dtype)
-        out = self.objective.hvp(v, self.theta, method=self.method)
+        if self._graphs is not None:
+            out = self._graphs.hvp(v)
+            self.objective.hvp_count += 1
+        else:
+            out = self.objective.hvp(v, self.theta, method=self.method)
         self._count += 1
         if self.shift is not None:
             out = out + self.shift * v
+        return out
+
+
+def default_cache_budget(device: torch.device) -> int:
+    """Bytes the cached gradient graphs may take: half the free GPU memory, or a quarter of the
+    machine's memory (at most 8 GiB) on the CPU."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free // 2)
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        total = 8 << 30
+    return int(min(total // 4, 8 << 30))
+
+
+class _GradientGraphs:
+    """Per-batch gradients ∇L_b(θ) with their graphs kept, for products by one backward each."""
+
+    def __init__(self, objective: Objective, leaves: List[torch.Tensor],
+                 graphs: List[Tuple[List[torch.Tensor], List[int]]]) -> None:
+        self.objective = objective
+        self.leaves = leaves
+        self.graphs = graphs
+        self.shapes = objective.space.shapes
+
+    @classmethod
+    def build(cls, objective: Objective, theta: torch.Tensor, budget: int, *,
+              required: bool) -> Optional[_GradientGraphs]:
+        space = objective.space
+        leaves = [t.detach().clone().requires_grad_(True) for t in space.unflatten(theta).values()]
+        named = dict(zip(space.names, leaves))
+        batches = list(objective.batches())
+        graphs: List[Tuple[List[torch.Tensor], List[int]]] = []
+        for i, (xb, yb) in enumerate(batches):
+            saved = [0]
+
+            def pack(t: torch.Tensor, saved: List[int] = saved) -> torch.Tensor:
+                saved[0] += t.numel() * t.element_size()
+                return t
+
+            with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+                loss = objective.batch_loss(named, xb, yb)
+                gs = torch.autograd.grad(loss, leaves, create_graph=True, allow_unused=True)
+            if i == 0 and saved[0] * len(batches) > budget:
+                if required:
+                    raise MemoryError(f"cached Hessian products need about {saved[0] * len(batches) / 2**30:.1f} "
+                                      f"GiB, over the budget of {budget / 2**30:.1f} GiB")
+                return None
+            keep = [j for j, g in enumerate(gs) if g is not None and g.requires_grad]
+            graphs.append(([gs[j] for j in keep], keep))
+        return cls(objective, leaves, graphs)
+
+    def hvp(self, v: torch.Tensor) -> torch.Tensor:
+        tangent = list(self.objective.space.unflatten(v).values())
+        out = torch.zeros_like(v)
+        for gs, keep in self.graphs:
+            if not gs:
+                continue
+            hv = torch.autograd.grad(gs, self.leaves, grad_outputs=[tangent[j] for j in keep],
+                                     retain_graph=True, allow_unused=True)
+            out += torch.cat([(h if h is not None else torch.zeros_like(p)).reshape(-1)
+                              for h, p in zip(hv, self.leaves)])
+        if getattr(self.objective, "sharded", False):
+            from .. import distributed
+
+            out = distributed.all_reduce_sum(out)
         return out
 
 
