@@ -200,6 +200,7 @@ def run_demo(out: str | Path, config: Optional[DemoConfig] = None, *,
     from .session import open_session
     from .sharpness.measure import SharpnessConfig, compare_checkpoints
     from .slices import interpolate_checkpoints, slice_checkpoint
+    from .train import read_log
 
     config = config or DemoConfig()
     names = {r.name for r in config.runs}
@@ -270,12 +271,15 @@ def run_demo(out: str | Path, config: Optional[DemoConfig] = None, *,
         hessian=config.probe_hessian)))
     write_json(results["first_step"], res_dir / "adam_first_step.json")
 
-    spike_run, spike_at, n_found = _spike_target(config, results["logs"], detect_spikes, DetectorConfig())
+    logs_csv = {r.name: read_log(runs_dir / r.name / "log.csv") for r in config.runs}  # with epoch 0
+    spike_run, spike_at, n_found = _spike_target(config, logs_csv, detect_spikes, DetectorConfig())
     say(f"probe spikes: {spike_run}" + (f" (largest test-loss rise at epoch {spike_at})" if spike_at is not None else ""))
     results["spike_run"] = {"run": spike_run, "at": spike_at, "spikes_in_logs": n_found}
     results["spikes"] = timed("spikes", lambda: probe_spikes(runs_dir / spike_run, cfg=SpikeProbeConfig(
         at=(spike_at,) if spike_at is not None else (), max_events=1, points=config.spike_points,
-        tol=config.eig_tol, seed=config.seed, hessian=config.probe_hessian), session_kwargs={"subset": config.subset, "seed": config.seed}))
+        tol=config.eig_tol, seed=config.seed, hessian=config.probe_hessian),
+        session_kwargs={"subset": config.subset, "seed": config.seed, "bn_mode": "train",
+                        "batch_size": config.hessian_batch}))
     write_json(results["spikes"], res_dir / "spikes.json")
 
     say("report")
