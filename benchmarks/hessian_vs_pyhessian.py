@@ -5,7 +5,9 @@ Same model, data, batch size and loss for both, one run each, side by side in on
 - model: landscape's small BN-CNN at width 1.1 with 3 input channels (24,020 parameters), briefly
   trained (2 epochs of SGD on the benchmark data) so that BatchNorm's running statistics are real;
 - data: ``--n`` CIFAR-shaped random images (seeded) with random labels, batch size ``--batch-size``;
-- landscape: ``top_eigen(k=5, tol=1e-4)`` (float32, Lanczos with full reorthogonalisation);
+- landscape: Lanczos with full reorthogonalisation, k=5, tol=1e-4 (residual), float32, with the
+  default product method ("auto": cached gradient graphs, one backward per product; the time
+  includes building them) and, for comparison, with forward-over-reverse products ("fwd");
 - pyhessian: ``hessian(...).eigenvalues(top_n=5)`` with its defaults (power iteration with
   deflation, maxIter=100, stop when λ changes by < 1e-3 relative), via its full-dataset path;
 - reference: landscape in float64 at tol 1e-9, warm-started from the float32 eigenvectors;
@@ -26,6 +28,7 @@ import copy
 import json
 import os
 import time
+import warnings
 
 import torch
 
@@ -58,6 +61,13 @@ def timed(fn, *a, **k):
     return out, time.perf_counter() - t0
 
 
+def timed2(fn, *a, **k):
+    """(result, wall seconds, process CPU seconds)."""
+    c0, t0 = time.process_time(), time.perf_counter()
+    out = fn(*a, **k)
+    return out, time.perf_counter() - t0, time.process_time() - c0
+
+
 def run_pyhessian(model, x, y, batch_size: int, k: int, seed: int):
     from pyhessian import hessian
 
@@ -72,10 +82,11 @@ def run_pyhessian(model, x, y, batch_size: int, k: int, seed: int):
         return original(v)
 
     h.dataloader_hv_product = counted
+    warnings.filterwarnings("ignore", message="Using backward\\(\\) with create_graph=True")
     torch.manual_seed(seed)
-    (vals, vecs), sec = timed(h.eigenvalues, top_n=k)
+    (vals, vecs), sec, cpu = timed2(h.eigenvalues, top_n=k)
     flat = torch.stack([torch.cat([t.reshape(-1) for t in v]) for v in vecs])
-    return list(vals), flat / flat.norm(dim=1, keepdim=True), count[0], sec
+    return list(vals), flat / flat.norm(dim=1, keepdim=True), count[0], sec, cpu
 
 
 def true_residuals(op: HessianOperator, vals, vecs) -> list:
@@ -84,15 +95,20 @@ def true_residuals(op: HessianOperator, vals, vecs) -> list:
     return (hv - lam[:, None] * vecs.to(op.dtype)).norm(dim=1).tolist()
 
 
-def per_pass_cost(obj: Objective, reps: int = 2) -> tuple:
+def per_pass_cost(obj: Objective, reps: int = 2) -> dict:
+    """Process CPU seconds of one forward+backward and one product of each method (interleaved)."""
     v = torch.randn(obj.dim, generator=torch.Generator().manual_seed(0))
-    obj.value_and_grad()
-    obj.hvp(v)
-    fb, hv = [], []
-    for _ in range(reps):                      # interleaved, to share the machine's load
-        fb.append(timed(obj.value_and_grad)[1])
-        hv.append(timed(obj.hvp, v)[1])
-    return min(fb), min(hv)
+    cached = HessianOperator(obj, method="cached")
+    fns = {"fb": obj.value_and_grad, "fwd": lambda: obj.hvp(v), "rev": lambda: obj.hvp(v, method="rev"),
+           "cached": lambda: cached.matvec(v)}
+    out = {k: float("inf") for k in fns}
+    for _ in range(reps + 1):                  # first round warms up
+        for k, f in fns.items():
+            c0 = time.process_time()
+            f()
+            out[k] = min(out[k], time.process_time() - c0)
+    _, _, out["cached_build"] = timed2(HessianOperator, obj, method="cached")
+    return out
 
 
 def main() -> None:
@@ -117,57 +133,71 @@ def main() -> None:
           f"batch size {args.batch_size}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
           f"load average {load0[0]:.1f}", flush=True)
 
-    fb, hv = per_pass_cost(obj)
-    print(f"one forward+backward over the set: {fb:.2f} s; one HVP (forward-over-reverse): {hv:.2f} s "
-          f"= {hv / fb:.2f}x", flush=True)
+    cost = per_pass_cost(obj)
+    fb = cost["fb"]
+    print(f"CPU seconds of one forward+backward over the set: {fb:.2f}; one HVP: "
+          + ", ".join(f"{k} {cost[k]:.2f} ({cost[k] / fb:.2f}x)" for k in ("fwd", "rev", "cached"))
+          + f"; building the cached graphs once: {cost['cached_build']:.2f} ({cost['cached_build'] / fb:.2f}x)",
+          flush=True)
 
-    op = HessianOperator(obj)
-    ours, t_ours = timed(eigsh, op, k=args.k, which="LA", tol=args.tol, seed=args.seed)
-    print(f"landscape Lanczos: {t_ours:.1f} s, {ours.matvecs} HVPs, λ = "
-          + ", ".join(f"{v:.5g}" for v in ours.eigenvalues), flush=True)
+    def lanczos(method: str) -> tuple:
+        def go():
+            return eigsh(HessianOperator(obj, method=method), k=args.k, which="LA", tol=args.tol, seed=args.seed)
+        return timed2(go)
 
-    ph_vals, ph_vecs, ph_hvps, t_ph = run_pyhessian(model, x, y, args.batch_size, args.k, args.seed)
-    print(f"pyhessian power iteration: {t_ph:.1f} s, {ph_hvps} HVPs, λ = "
+    ours, t_ours, c_ours = lanczos("auto")
+    print(f"landscape Lanczos (auto = cached products): {t_ours:.1f} s wall, {c_ours:.1f} s CPU, "
+          f"{ours.matvecs} HVPs, λ = " + ", ".join(f"{v:.5g}" for v in ours.eigenvalues), flush=True)
+    fwd, t_fwd, c_fwd = lanczos("fwd")
+    print(f"landscape Lanczos (forward-over-reverse products): {t_fwd:.1f} s wall, {c_fwd:.1f} s CPU, "
+          f"{fwd.matvecs} HVPs", flush=True)
+
+    ph_vals, ph_vecs, ph_hvps, t_ph, c_ph = run_pyhessian(model, x, y, args.batch_size, args.k, args.seed)
+    print(f"pyhessian power iteration: {t_ph:.1f} s wall, {c_ph:.1f} s CPU, {ph_hvps} HVPs, λ = "
           + ", ".join(f"{v:.5g}" for v in ph_vals), flush=True)
-    print(f"pyhessian: {t_ph / ph_hvps:.2f} s per HVP (double backward) = {t_ph / ph_hvps / fb:.2f}x a "
-          "forward+backward", flush=True)
 
     arp = None
     if args.arpack:
-        arp, t_arp = timed(arpack_eigsh, HessianOperator(obj), k=args.k, which="LA", tol=args.tol, seed=args.seed)
-        print(f"scipy ARPACK over the same HVPs: {t_arp:.1f} s, {arp.matvecs - args.k} HVPs "
+        arp, t_arp = timed(arpack_eigsh, HessianOperator(obj, method="fwd"), k=args.k, which="LA", tol=args.tol,
+                           seed=args.seed)
+        print(f"scipy ARPACK over forward-over-reverse HVPs: {t_arp:.1f} s, {arp.matvecs - args.k} HVPs "
               f"(+{args.k} for residuals), λ = " + ", ".join(f"{v:.5g}" for v in arp.eigenvalues), flush=True)
 
     ref_vals = None
     if not args.no_reference:
         obj64 = Objective(model, x, y, loss="ce", batch_size=args.batch_size, dtype=torch.float64)
-        ref, t_ref = timed(eigsh, HessianOperator(obj64), k=args.k, which="LA", tol=1e-9, seed=args.seed,
+        ref, t_ref = timed(eigsh, HessianOperator(obj64, method="fwd"), k=args.k, which="LA", tol=1e-9, seed=args.seed,
                            v0=ours.eigenvectors.double())
         ref_vals = ref.eigenvalues
         print(f"reference (float64, tol 1e-9, warm start): {t_ref:.1f} s, {ref.matvecs} HVPs, λ = "
               + ", ".join(f"{v:.7g}" for v in ref.eigenvalues)
               + f"; max residual/λ_max {max(ref.residuals) / ref.eigenvalues[0]:.1e}", flush=True)
 
-    check = HessianOperator(obj)
+    check = HessianOperator(obj, method="fwd")
     res_ours = [r / ours.eigenvalues[0] for r in ours.residuals]
     res_ph = [r / max(abs(v) for v in ph_vals) for r in true_residuals(check, ph_vals, ph_vecs)]
     out = {
         "params": obj.dim, "n": args.n, "batch_size": args.batch_size, "threads": torch.get_num_threads(),
-        "load_average_before": load0[0], "fb_seconds": fb, "hvp_seconds": hv, "hvp_over_fb": hv / fb,
-        "landscape": {"seconds": t_ours, "hvps": ours.matvecs, "eigenvalues": list(ours.eigenvalues),
-                      "relative_residuals": res_ours},
-        "pyhessian": {"seconds": t_ph, "hvps": ph_hvps, "eigenvalues": ph_vals, "relative_residuals": res_ph,
-                      "seconds_per_hvp": t_ph / ph_hvps},
-        "speedup": t_ph / t_ours,
+        "load_average_before": load0[0], "cpu_seconds_per_pass": cost,
+        "landscape": {"seconds": t_ours, "cpu_seconds": c_ours, "hvps": ours.matvecs,
+                      "eigenvalues": list(ours.eigenvalues), "relative_residuals": res_ours},
+        "landscape_fwd": {"seconds": t_fwd, "cpu_seconds": c_fwd, "hvps": fwd.matvecs,
+                          "eigenvalues": list(fwd.eigenvalues)},
+        "pyhessian": {"seconds": t_ph, "cpu_seconds": c_ph, "hvps": ph_hvps, "eigenvalues": ph_vals,
+                      "relative_residuals": res_ph},
+        "speedup_wall": t_ph / t_ours, "speedup_cpu": c_ph / c_ours,
+        "speedup_fwd_wall": t_ph / t_fwd, "speedup_fwd_cpu": c_ph / c_fwd,
     }
     if arp is not None:
         out["arpack"] = {"seconds": t_arp, "hvps": arp.matvecs - args.k, "eigenvalues": list(arp.eigenvalues)}
-    print(f"\nspeed: landscape {t_ours:.1f} s vs pyhessian {t_ph:.1f} s → {t_ph / t_ours:.1f}x faster "
-          f"({ph_hvps} vs {ours.matvecs} HVPs)")
+    print(f"\nspeed: landscape {t_ours:.1f} s vs pyhessian {t_ph:.1f} s wall → {t_ph / t_ours:.1f}x faster "
+          f"(CPU time {c_ph / c_ours:.1f}x; {ph_hvps} vs {ours.matvecs} HVPs); with forward-over-reverse "
+          f"products {t_ph / t_fwd:.1f}x wall, {c_ph / c_fwd:.1f}x CPU")
     print(f"true residual ‖Hv − λv‖/λ_max: landscape max {max(res_ours):.1e}, pyhessian max {max(res_ph):.1e}")
     if ref_vals is not None:
         scale = ref_vals[0]
         err_ours = [abs(a - b) / scale for a, b in zip(ours.eigenvalues, ref_vals)]
+        out["landscape_fwd"]["error_over_lambda_max"] = [abs(a - b) / scale for a, b in zip(fwd.eigenvalues, ref_vals)]
         err_ph = [abs(a - b) / scale for a, b in zip(sorted(ph_vals, reverse=True), ref_vals)]
         rel_ph = [(a - b) / b for a, b in zip(sorted(ph_vals, reverse=True), ref_vals)]
         out["reference"] = {"eigenvalues": list(ref_vals)}
