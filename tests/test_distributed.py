@@ -108,8 +108,12 @@ def test_slice_two_ranks_equals_one_and_resumes_across_rank_counts(digits_run, t
             assert np.allclose(c[k], a[k], rtol=1e-5, atol=1e-7), (path, k)
 
 
-def test_hessian_two_ranks_equals_one(digits_run, tmp_path):
-    ck = digits_run / "epoch_003.pt"
+def test_hessian_two_ranks_equals_one(tmp_path):
+    from landscape.train import TrainConfig, train
+
+    train(TrainConfig(model="mlp:hidden=32,act=tanh", optimizer="sgd", lr=0.1, momentum=0.9, epochs=1),
+          tmp_path / "run")
+    ck = tmp_path / "run" / "epoch_001.pt"
     args = ["-m", "landscape", "hessian", str(ck), "--top-k", "2", "--subset", "128", "--batch-size", "32",
             "--tol", "1e-6", "--dtype", "float64"]
     p = subprocess.run([sys.executable, *args, "--json", str(tmp_path / "one.json")], capture_output=True,
