@@ -23,7 +23,7 @@ from .density import DensityResult, slq
 from .lanczos import EigenResult, eigsh
 from .operator import BlockOperator, HessianOperator, LinearOperator, PreconditionedOperator
 from .preconditioner import coupled_weight_decay, is_adaptive, preconditioner_diag
-from .stability import Stability, stability
+from .stability import Stability, bn_eval_note, stability
 from .trace import TraceResult, hutchpp
 
 
@@ -290,6 +290,9 @@ def analyze_hessian(objective: Objective, optimizer: Optional[OptimizerState] = 
             pre = eigsh(wrap(op, "preconditioned"), k=k, which="LA", tol=config.tol, seed=config.seed)
             if wd is not None:
                 notes.append("preconditioned eigenvalues include the coupled weight decay: λ(P^-1/2 (H + wd) P^-1/2)")
+    bn_note = bn_eval_note(objective)
+    if bn_note:
+        notes.append(bn_note)
     stab = stability(optimizer, lr=config.lr, lambda_max=lam,
                      preconditioned_lambda_max=pre.eigenvalues[0] if pre is not None else None)
     bsharp = bstab = None

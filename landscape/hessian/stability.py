@@ -116,3 +116,24 @@ def stability(opt: Optional[OptimizerState], *, lr: Optional[float] = None, lamb
     ratio = sharp / thr if thr == thr and thr > 0 else float("nan")
     stable = None if math.isnan(ratio) else bool(ratio <= 1.0)
     return Stability(name, float(eta), float(thr), sharp, ratio, float(eta) * sharp, stable, on, rule, notes)
+
+
+BN_EVAL_NOTE = ("BatchNorm in eval mode (running statistics): the Hessian then has curvature in "
+                "directions training never moves (e.g. a bias just before BatchNorm has zero gradient "
+                "with batch statistics, so Adam's v is ~0 there and P^-1 H blows up); for the "
+                "training dynamics rerun with --bn-mode train")
+
+
+def bn_eval_note(objective: object) -> Optional[str]:
+    """:data:`BN_EVAL_NOTE` when the Objective evaluates a BatchNorm model with running statistics.
+
+    A stability verdict is about the objective the optimizer followed, which for a BatchNorm
+    network is the per-batch-statistics (``bn_mode="train"``) loss.
+    """
+    import torch
+
+    model = getattr(objective, "model", None)
+    if getattr(objective, "bn_mode", "eval") != "eval" or model is None:
+        return None
+    has_bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    return BN_EVAL_NOTE if has_bn else None

@@ -267,7 +267,7 @@ def _hessian_measures(session: Session, cfg: SharpnessConfig, warm: Dict[str, to
     from ..hessian.lanczos import eigsh
     from ..hessian.operator import HessianOperator, PreconditionedOperator
     from ..hessian.preconditioner import coupled_weight_decay, is_adaptive, preconditioner_diag
-    from ..hessian.stability import stability
+    from ..hessian.stability import bn_eval_note, stability
 
     obj = session.train
     opt = session.optimizer
@@ -305,8 +305,9 @@ def _hessian_measures(session: Session, cfg: SharpnessConfig, warm: Dict[str, to
     sj["coupled_weight_decay"] = (wd if isinstance(wd, float) else
                                   ("per parameter group" if isinstance(wd, torch.Tensor) else 0.0))
     sj["bn_mode"] = obj.bn_mode
-    if obj.bn_mode == "eval" and _has_batchnorm(obj):
-        sj["notes"] = list(sj.get("notes", [])) + [BN_EVAL_NOTE]
+    bn_note = bn_eval_note(obj)
+    if bn_note:
+        sj["notes"] = list(sj.get("notes", [])) + [bn_note]
     _batch_sharpness_verdict(session, cfg, sj)
     out["stability"] = sj
     return out
@@ -330,16 +331,6 @@ def _batch_sharpness_verdict(session: Session, cfg: SharpnessConfig, sj: Dict[st
     st = batch_stability(session.optimizer, res, lr=cfg.lr)
     sj["batch_sharpness"] = res.to_json()
     sj["batch_stability"] = st.to_json() if st is not None else None
-
-
-BN_EVAL_NOTE = ("BatchNorm in eval mode (running statistics): the Hessian then has curvature in "
-                "directions training never moves (e.g. a bias just before BatchNorm has zero gradient "
-                "with batch statistics, so Adam's v is ~0 there and P^-1 H blows up); for the "
-                "training dynamics rerun with --bn-mode train")
-
-
-def _has_batchnorm(obj: Any) -> bool:
-    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in obj.model.modules())
 
 
 def top_blocks(vector: torch.Tensor, space: Any, k: int = 3) -> List[dict]:
