@@ -463,8 +463,9 @@ def _adam_lines(config: DemoConfig, results: Dict[str, Any], trained: Dict[str, 
              + ("it trained" if trained[hi.name] else
                 f"it did not train (test accuracy {last['test_acc']:.3f} after {config.epochs} epochs, "
                 f"majority-class rate {majority:.3f})")]
-    others = [r for r in config.runs if r.name != hi.name and (r.lr == hi.lr) != (r.loss == hi.loss)
-              and (r.optimizer == hi.optimizer or (r.lr == hi.lr and r.loss == hi.loss))]
+    # same learning rate, one of optimizer / loss changed (e.g. Adam with CE, SGD with MSE)
+    others = [r for r in config.runs if r.name != hi.name and r.lr == hi.lr
+              and (r.optimizer == hi.optimizer) != (r.loss == hi.loss)]
     for r in others:
         acc = results["logs"][r.name][-1]["test_acc"]
         lines.append(f"  compare {r.name} ({r.label()}): test accuracy {acc:.3f}, "
