@@ -84,6 +84,7 @@ class DemoConfig:
     interp_points: int = 21
     top_k: int = 3
     eig_tol: float = 1e-3
+    sharp_measures: str = "all"          # comma-separated names (landscape.sharpness.measure.MEASURES)
     sharp_steps: int = 10
     sharp_restarts: int = 2
     sharp_samples: int = 8
@@ -198,7 +199,7 @@ def run_demo(out: str | Path, config: Optional[DemoConfig] = None, *,
     from .probes.spikes import DetectorConfig, SpikeProbeConfig, detect_spikes, probe_spikes
     from .report import write_html
     from .session import open_session
-    from .sharpness.measure import SharpnessConfig, compare_checkpoints
+    from .sharpness.measure import SharpnessConfig, compare_checkpoints, parse_measures
     from .slices import interpolate_checkpoints, slice_checkpoint
     from .train import read_log
 
@@ -235,7 +236,7 @@ def run_demo(out: str | Path, config: Optional[DemoConfig] = None, *,
 
     a_end, s_end = ends[config.adam_end], ends[config.sgd_end]
     say(f"sharpness: {config.adam_end} and {config.sgd_end} side by side")
-    sharp_cfg = SharpnessConfig(steps=config.sharp_steps, restarts=config.sharp_restarts,
+    sharp_cfg = SharpnessConfig(measures=parse_measures(config.sharp_measures), steps=config.sharp_steps, restarts=config.sharp_restarts,
                                 samples=config.sharp_samples, pac_max_samples=2 * config.sharp_samples,
                                 trace_matvecs=config.trace_matvecs, eig_tol=config.eig_tol, seed=config.seed)
     results["sharpness"] = timed("sharpness", lambda: compare_checkpoints(

@@ -23,7 +23,8 @@ TINY = dataclasses.replace(
     runs=(RunSpec("adam_ce_lr0.001", "adam", 0.001), RunSpec("sgd_ce_lr0.1", "sgd", 0.1, momentum=0.9),
           RunSpec("adam_mse_lr0.1", "adam", 0.1, loss="mse")),
     sharp_steps=2, sharp_samples=2, trace_matvecs=6, probe_steps=2, spike_points=3, hessian_batch=1024,
-    hessian_subset=128, probe_hessian=False)
+    hessian_subset=128, probe_hessian=False, eig_tol=1e-2,
+    sharp_measures="lambda_max,eps,average,pac_bayes,stability")
 
 
 @pytest.fixture(scope="module")
