@@ -9,6 +9,7 @@ Backends: NCCL for ``--device cuda`` (each rank on ``cuda:LOCAL_RANK``), gloo on
 
 from __future__ import annotations
 
+import atexit
 import os
 from typing import Any, List, Optional, Sequence, TypeVar
 
@@ -47,7 +48,19 @@ def init_from_env(device: Optional[str] = None) -> bool:
     if backend == "nccl":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group(backend=backend)
+    atexit.register(shutdown)
     return True
+
+
+def shutdown() -> None:
+    """Leave the process group cleanly (all ranks meet first); registered at exit by
+    :func:`init_from_env`. Without it gloo's threads can abort a rank that exits early
+    ("terminate called without an active exception")."""
+    if is_initialized():
+        try:
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
 
 
 def barrier() -> None:
