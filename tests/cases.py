@@ -6,6 +6,7 @@ Objective's loss built with :func:`torch.func.hessian` in float64.
 
 from __future__ import annotations
 
+import copy
 from typing import Callable, Dict, Tuple
 
 import torch
@@ -69,11 +70,14 @@ def objective_for(case: str, *, loss: str = "ce", batch_size: int = 8, dtype=tor
 def dense_hessian(obj: Objective, theta: torch.Tensor | None = None) -> torch.Tensor:
     """The exact Hessian of the Objective's mean loss, float64, via torch.func.hessian on all data at once."""
     theta = (obj.theta0 if theta is None else theta).detach().to(torch.float64)
+    # Everything float64 outside the transformed function (converting the module inside it trips
+    # a functorch internal assert on the second call).
+    model = copy.deepcopy(obj.model).to(torch.float64)
+    consts = {k: v.to(torch.float64) if v.is_floating_point() else v for k, v in obj._consts.items()}
+    x = obj.x.to(torch.float64)
 
     def full_loss(t: torch.Tensor) -> torch.Tensor:
-        params = obj.space.unflatten(t)
-        consts = {k: v.to(torch.float64) if v.is_floating_point() else v for k, v in obj._consts.items()}
-        out = torch.func.functional_call(obj.model.to(torch.float64), (params, consts), (obj.x.to(torch.float64),))
+        out = torch.func.functional_call(model, (obj.space.unflatten(t), consts), (x,))
         return obj._sum_loss(out, obj.y) / obj.n
 
     return torch.func.hessian(full_loss)(theta)

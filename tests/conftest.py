@@ -24,3 +24,13 @@ def digits_run(tmp_path_factory):
     train(TrainConfig(model="cnn:bn=true", data="digits", loss="ce", optimizer="sgd", lr=0.05,
                       momentum=0.9, epochs=3, batch_size=128, seed=0, width=0.5), out)
     return out
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a module of tiny-model tests: several times faster than two (and
+    immune to oversubscription when other processes share the cores); restored afterwards."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

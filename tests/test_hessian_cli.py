@@ -11,13 +11,7 @@ from landscape.cli import main
 from landscape.hessian import preconditioner_diag
 from landscape.session import open_session
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run(*args):

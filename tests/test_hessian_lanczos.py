@@ -9,14 +9,7 @@ from landscape.hessian import DenseOperator, HessianOperator, eigsh, power_itera
 from landscape.hessian.lanczos import arpack_eigsh
 from landscape.objective import Objective
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one intra-op thread is several times faster (and immune to oversubscription)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 CASES = [("mlp_tanh", "ce"), ("mlp_relu", "ce"), ("bn_cnn", "ce"), ("mlp_tanh", "mse"), ("bn_cnn", "mse")]

@@ -16,13 +16,7 @@ from landscape.hessian.analyze import HessianConfig, analyze_hessian
 from landscape.objective import Objective
 from landscape.params import ParamSpace
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _flat(model):

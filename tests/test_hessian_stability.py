@@ -8,13 +8,7 @@ import torch
 from landscape.checkpoint import OptimizerState
 from landscape.hessian import stability
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _spd(top, d=8, seed=0):

@@ -9,13 +9,7 @@ from cases import dense_hessian, objective_for
 from landscape.hessian import DenseOperator, HessianOperator, hutchinson, hutchpp, slq
 from landscape.hessian.analyze import layer_blocks, per_layer_eigen
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 CASES = [("mlp_tanh", "ce"), ("mlp_relu", "mse"), ("bn_cnn", "ce")]
