@@ -145,6 +145,14 @@ def momentum_term(model: FrozenModel, opt, space, *, grad: Optional[torch.Tensor
 
 
 # --------------------------------------------------------------------------- builders
+def _shared_p(opt, space, dtype) -> torch.Tensor:
+    """P of Adam/AMSGrad/AdamW, RMSprop and Adagrad: the Hessian engine's one definition
+    (:func:`landscape.hessian.preconditioner.preconditioner_diag`, per-group hyper-parameters)."""
+    from ..hessian.preconditioner import preconditioner_diag
+
+    return preconditioner_diag(opt, space, dtype=dtype)
+
+
 def _sgd(opt, space, dtype) -> FrozenModel:
     b, d = opt.momentum, opt.dampening
     rec = "none" if b == 0 else ("nesterov" if opt.nesterov else "heavy_ball")
@@ -153,11 +161,10 @@ def _sgd(opt, space, dtype) -> FrozenModel:
 
 
 def _adam(opt, space, dtype) -> FrozenModel:
-    b1, b2 = opt.betas
+    b1 = opt.betas[0]
     t = _step(opt)
     ams = opt.amsgrad
-    v = _flat(opt, space, "max_exp_avg_sq" if ams else "exp_avg_sq", dtype)
-    p = (1 - b1 ** t) * ((v / (1 - b2 ** t)).sqrt() + opt.eps)
+    p = _shared_p(opt, space, dtype)
     notes = []
     family = opt.type.lower()
     wd = opt.weight_decay
@@ -176,20 +183,15 @@ def _adam(opt, space, dtype) -> FrozenModel:
 
 def _adagrad(opt, space, dtype) -> FrozenModel:
     t = _step(opt)
-    s = _flat(opt, space, "sum", dtype)
     lr_decay = float(opt.hyper.get("lr_decay", 0.0) or 0.0)
     lr = float(opt.lr) / (1 + (t - 1) * lr_decay)
     notes = (f"lr_decay: η_t = {lr:g}",) if lr_decay else ()
-    return FrozenModel("adagrad", lr, s.sqrt() + opt.eps, "none", 0.0, 0.0, 2.0, opt.weight_decay, t, notes)
+    return FrozenModel("adagrad", lr, _shared_p(opt, space, dtype), "none", 0.0, 0.0, 2.0, opt.weight_decay, t, notes)
 
 
 def _rmsprop(opt, space, dtype) -> FrozenModel:
-    v = _flat(opt, space, "square_avg", dtype)
     centered = bool(opt.hyper.get("centered", False))
-    if centered:
-        gbar = _flat(opt, space, "grad_avg", dtype)
-        v = v - gbar * gbar
-    p = v.sqrt() + opt.eps
+    p = _shared_p(opt, space, dtype)
     b = opt.momentum
     rec = "heavy_ball" if b > 0 else "none"
     notes = ("centred: P = √(v − ḡ²) + ε",) if centered else ()
