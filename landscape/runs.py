@@ -341,3 +341,105 @@ def _as_float(v: Any) -> float:
         return float(v)
     except (TypeError, ValueError):
         return float("nan")
+
+
+# ------------------------------------------------------------------------------------ settings
+# Loss names of other codebases -> landscape's; "mse" is ambiguous (on logits or on softmax
+# outputs) and resolved against the run's log (landscape.session).
+LOSS_NAMES = {"crossentropy": ("ce",), "ce": ("ce",), "crossentropyloss": ("ce",), "nll": ("ce",),
+              "mse": ("mse-softmax", "mse"), "mseloss": ("mse-softmax", "mse"), "l2": ("mse-softmax", "mse"),
+              "msesoftmax": ("mse-softmax",), "mselogits": ("mse",), "msesum": ("mse-sum",)}
+# Model names of other codebases -> the registry architectures they may be (recognition decides).
+MODEL_NAMES = {"resnet18": ("tv_resnet18", "resnet18"), "resnet34": ("tv_resnet34", "resnet34"),
+               "resnet50": ("tv_resnet50", "resnet50"), "resnet20": ("resnet20",), "resnet32": ("resnet32",),
+               "resnet44": ("resnet44",), "resnet56": ("resnet56",), "resnet110": ("resnet110",),
+               "densenet121": ("densenet121",), "vgg11": ("tv_vgg11_bn", "vgg11"), "vgg13": ("tv_vgg13_bn", "vgg13"),
+               "vgg16": ("tv_vgg16_bn", "vgg16"), "vgg19": ("tv_vgg19_bn", "vgg19")}
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What a run config says, in landscape's terms (``None`` where it says nothing)."""
+
+    source: str
+    model_name: Optional[str] = None
+    model_candidates: Tuple[str, ...] = ()
+    loss_name: Optional[str] = None
+    loss_candidates: Tuple[str, ...] = ()
+    optimizer: Optional[str] = None
+    lr: Optional[float] = None
+    batch_size: Optional[int] = None
+    seed: Optional[int] = None
+    val_split: Optional[int] = None
+    split_seed: Optional[int] = None
+    data: Optional[str] = None
+
+    def to_json(self) -> dict:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+
+
+def run_settings(config: RunConfig, *, root: Optional[Path] = None) -> RunSettings:
+    """Interpret a run config (the study's ``config.yaml``, ``args.json``, ``hparams.yaml``, ...)."""
+    v = config.values
+    data_cfg = v.get("data_config") if isinstance(v.get("data_config"), Mapping) else {}
+    opt = v.get("optimizer")
+    opt_cfg = opt if isinstance(opt, Mapping) else {}
+    model = _first(v, "model", "arch", "architecture", "model_name", "net")
+    model = model if isinstance(model, str) else None
+    loss = _first(v, "loss_function", "loss", "criterion", "loss_fn")
+    loss = loss if isinstance(loss, str) else None
+    val_split = _int_or_none(_first(data_cfg, "val_split", "val_size", "n_val")
+                             if data_cfg else _first(v, "val_split", "val_size", "n_val"))
+    split_seed = _int_or_none(_first(data_cfg, "seed", "split_seed") if data_cfg else _first(v, "split_seed"))
+    if val_split and split_seed is None:
+        split_seed = _int_or_none(v.get("seed"))
+    return RunSettings(
+        source=config.path.name,
+        model_name=model, model_candidates=MODEL_NAMES.get(_key(model), ()) if model else (),
+        loss_name=loss, loss_candidates=LOSS_NAMES.get(_key(loss), ()) if loss else (),
+        optimizer=str(opt_cfg.get("name", opt_cfg.get("type"))) if opt_cfg else (str(opt) if isinstance(opt, str) else None),
+        lr=_float_or_none(opt_cfg.get("lr", v.get("learning_rate", v.get("lr")))),
+        batch_size=_int_or_none(v.get("batch_size", data_cfg.get("batch_size") if data_cfg else None)),
+        seed=_int_or_none(v.get("seed")),
+        val_split=val_split if val_split and val_split > 0 else None,
+        split_seed=split_seed,
+        data=_data_spec(data_cfg or v, v, root or config.path.parent),
+    )
+
+
+def _data_spec(data_cfg: Mapping[str, Any], v: Mapping[str, Any], root: Path) -> Optional[str]:
+    """``cifar10:ROOT`` where the config's data root holds the CIFAR batches here."""
+    data_root = _first(data_cfg, "data_root", "data_dir", "root", "data_path")
+    if not isinstance(data_root, str):
+        return None
+    name = str(_first(v, "dataset", "data", "dataset_name") or "cifar10").lower().replace("-", "")
+    if name not in ("cifar10", "cifar100"):
+        return None
+    for base in (Path(data_root), root / data_root):
+        for folder in (base, base / "cifar-10-batches-py", base / "cifar-100-python"):
+            if (folder / "test_batch").is_file() or (folder / "test").is_file():
+                return f"{name}:{base}"
+    return None
+
+
+def _key(name: Optional[str]) -> str:
+    """``"Cross_Entropy"`` -> ``"crossentropy"``: names compared without case or separators."""
+    return "".join(ch for ch in (name or "").lower() if ch.isalnum())
+
+
+def _first(d: Mapping[str, Any], *keys: str) -> Any:
+    return next((d[k] for k in keys if k in d and d[k] is not None), None)
+
+
+def _int_or_none(v: Any) -> Optional[int]:
+    try:
+        return int(v) if v is not None and not isinstance(v, bool) else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _float_or_none(v: Any) -> Optional[float]:
+    try:
+        return float(v) if v is not None and not isinstance(v, bool) else None
+    except (TypeError, ValueError):
+        return None

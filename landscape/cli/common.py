@@ -20,6 +20,9 @@ def data_options(fn: Callable) -> Callable:
         click.option("--width", type=float, default=None, help="Width multiplier for registry models."),
         click.option("--num-classes", type=int, default=None, help="Output classes (default: from the data)."),
         click.option("--trust-checkpoint", "trust", is_flag=True, help="Allow pickled Python objects (e.g. a whole nn.Module) in the checkpoint. Only for files you trust."),
+        click.option("--normalize", "normalize", default=None, help="Input preprocessing: cifar10 (true std; CIFAR-10's default), pytorch-cifar (std 0.2023,0.1994,0.2010), cifar100, mnist, fashion-mnist, none, or MEANS/STDS such as 0.4914,0.4822,0.4465/0.2023,0.1994,0.2010. Default: the data set's usual one."),
+        click.option("--checkpoint-key", "checkpoint_key", default=None, help="Where the model weights sit in a checkpoint holding several (e.g. model_state or ema)."),
+        click.option("--no-log-check", "check_log", is_flag=True, flag_value=False, default=True, help="Do not recompute the loss the run's log records at this checkpoint's epoch."),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -45,8 +48,8 @@ def analysis_options(fn: Callable) -> Callable:
     return data_options(eval_options(fn))
 
 
-SESSION_KEYS = ("model", "data", "loss", "width", "num_classes", "trust", "subset", "seed",
-                "batch_size", "device", "dtype", "bn_mode")
+SESSION_KEYS = ("model", "data", "loss", "width", "num_classes", "trust", "normalize", "checkpoint_key",
+                "check_log", "subset", "seed", "batch_size", "device", "dtype", "bn_mode")
 
 
 def pop_session_kwargs(kwargs: Dict[str, Any]) -> Dict[str, Any]:
