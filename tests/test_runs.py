@@ -11,10 +11,10 @@ import torch
 from click.testing import CliRunner
 
 from landscape.cli import main
-
-pytestmark = pytest.mark.usefixtures("one_thread")
 from landscape.models import ModelSpec, model_from_spec
 from landscape.runs import open_run, position_from_name, read_run_log, run_root_of
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 SPEC = ModelSpec("mlp:hidden=6", 10, (1, 8, 8), 1.0)
 
