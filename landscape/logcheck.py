@@ -54,7 +54,7 @@ class LogCheck:
                else "no --normalize preset or --loss convention makes it consistent")
         return (f"the run's log has {self.split} loss {self.logged:.6g} at epoch {_fmt(self.epoch)}, "
                 f"recomputed {self.recomputed:.6g} (rel. diff {self.rel_diff:.2g} > {TOLERANCE:g}) with "
-                f"--loss {self.loss} --normalize {self.normalize}: the numbers may not be the run's own; {fix}")
+                f"loss {self.loss} and preprocessing {self.normalize}: the numbers may not be the run's own; {fix}")
 
 
 def logged_loss(log: RunLog, epoch: Optional[float], ds: Dataset, *,

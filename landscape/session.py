@@ -122,7 +122,8 @@ def open_session(checkpoint: Optional[str] = None, *, model: Optional[str] = Non
     cfg_src = f"run config ({settings.source})" if settings else ""
     sources: Dict[str, str] = {}
     notes: List[str] = list(ck.notes) if ck else []
-    data_spec, sources["data"] = _pick(("flag", data), ("checkpoint", _recorded(meta, "data", ck, trust)),
+    data_spec, sources["data"] = _pick(("flag", data),  # a recorded spec is checked only when it is used
+                                       ("checkpoint", None if data else _recorded(meta, "data", ck, trust)),
                                        (cfg_src, settings.data if settings else None))
     ds = (_cached_data(data_spec, normalize, data_cache)
           if (data_spec or (need_data and not ck)) else None)

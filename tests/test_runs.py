@@ -153,7 +153,7 @@ def test_session_at_loads_data_once(ep_run, monkeypatch):
 
     calls = []
     real = session.load_data
-    monkeypatch.setattr(session, "load_data", lambda spec=None: calls.append(spec) or real(spec))
+    monkeypatch.setattr(session, "load_data", lambda spec=None, **kw: calls.append(spec) or real(spec, **kw))
     run = open_run(ep_run)
     losses = [run.session_at(p, subset=16).train.evaluate().loss for p in run.ordered]
     assert len(calls) == 1 and len(set(losses)) == 3
