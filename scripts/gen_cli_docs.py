@@ -9,7 +9,8 @@ Each command's table sits between two markers in a page under docs/commands/:
 
 so a flag, a default or a choice in the docs cannot differ from ``--help``.
 
-    python scripts/gen_cli_docs.py           # rewrite every table (and add a page for a new command)
+    python scripts/gen_cli_docs.py           # rewrite every table; list commands without one
+    python scripts/gen_cli_docs.py --new     # also start docs/commands/<command>.md for those
     python scripts/gen_cli_docs.py --check   # exit 1 listing stale or missing tables (the test does this)
 """
 
@@ -102,8 +103,9 @@ def page_for(name: str) -> Path:
     return COMMANDS_DIR / f"{name.split()[1]}.md"
 
 
-def sync(check: bool) -> List[str]:
-    """Rewrite (or, with ``check``, compare) every table; the list of problems found."""
+def sync(check: bool, new_pages: bool = False) -> List[str]:
+    """Rewrite (or, with ``check``, compare) every table, and with ``new_pages`` start a page for
+    each command that has none; the list of problems found."""
     problems: List[str] = []
     commands = {name: (cmd, ctx) for name, cmd, ctx in leaf_commands()}
     placed: Dict[str, Path] = {}
@@ -132,7 +134,7 @@ def sync(check: bool) -> List[str]:
             continue
         page = page_for(name)
         problems.append(f"{name}: no options table in docs/commands/ (expected in {page.relative_to(REPO)})")
-        if not check:
+        if new_pages and not check:
             page.parent.mkdir(parents=True, exist_ok=True)
             head = page.read_text(encoding="utf-8").rstrip("\n") + "\n\n" if page.exists() else \
                 f"# `{name}`\n\n{(cmd.help or '').strip().split(chr(10) * 2)[0]}\n\n"  # type: ignore[attr-defined]
@@ -144,10 +146,11 @@ def sync(check: bool) -> List[str]:
 def main(argv: List[str] = None) -> int:  # type: ignore[assignment]
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="only report stale or missing tables")
+    parser.add_argument("--new", action="store_true", help="start a page for each command without a table")
     args = parser.parse_args(argv)
-    problems = sync(check=args.check)
+    problems = sync(check=args.check, new_pages=args.new)
     for p in problems:
-        print(("stale: " if args.check else "updated: ") + p)
+        print(("stale: " if args.check else "") + p)
     return 1 if (problems and args.check) else 0
 
 
