@@ -149,10 +149,9 @@ def _prepare(out: Path, config: DemoConfig) -> None:
 
 
 def _last_checkpoint(run_dir: Path) -> Path:
-    ckpts = sorted(run_dir.glob("epoch_*.pt"))
-    if not ckpts:
-        raise LandscapeError(f"no checkpoints in {run_dir}")
-    return ckpts[-1]
+    from .runs import open_run
+
+    return open_run(run_dir).last
 
 
 # ------------------------------------------------------------------------------- the steps
