@@ -60,7 +60,7 @@ def main() -> None:
 
 
 # Each command family lives in its own module here; a module registers its commands on import.
-COMMAND_MODULES = ("basic", "hessian", "slices", "sharpness", "probe", "report", "demo", "toy")
+COMMAND_MODULES = ("inspection", "basic", "hessian", "slices", "sharpness", "probe", "report", "demo", "toy")
 
 
 def _register() -> None:
