@@ -185,7 +185,7 @@ def eigen_directions(objective: Any, *, k: int = 2, seed: int = 0, tol: float = 
     except ImportError as exc:  # the Hessian engine is a separate module
         raise LandscapeError(f"--direction eigen needs landscape.hessian ({exc})") from None
     op = HessianOperator(objective)
-    res = eigsh(op, k=k, which="LA", tol=tol, seed=seed, max_iter=max_iter)
+    res = eigsh(op, k=k, which="LA", tol=tol, seed=seed, max_iter=max_iter, converge="vectors")
     vecs = torch.as_tensor(res.eigenvectors).to(device=objective.theta0.device, dtype=objective.theta0.dtype)
     vecs = torch.stack([fix_sign(v / v.norm()) for v in vecs[:k]])
     info = {"eigenvalues": [float(x) for x in res.eigenvalues[:k]],
