@@ -41,7 +41,8 @@ def _parse_size(text: Optional[str]) -> Optional[Tuple[float, float]]:
 @click.option("--size", default=None, help="Figure size W,H in inches (default: from --style and the panels).")
 @click.option("--dpi", type=int, default=200, show_default=True, help="Resolution of PNG output.")
 @click.option("--font-size", type=float, default=None, help="Base font size in points (default: 8 paper, 15 slides).")
-@click.option("--style", type=click.Choice(["paper", "slides"]), default="paper", show_default=True)
+@click.option("--style", type=click.Choice(["paper", "slides"]), default="paper", show_default=True,
+              help="Sizes, fonts and line widths for a two-column paper or for slides.")
 def figure_cmd(inputs: Tuple[str, ...], out_path: str, kind: str, quantity: str, only: Optional[str],
                linear: bool, levels: int, zmax: Optional[float], vmin: Optional[float], vmax: Optional[float],
                title: Optional[str], size: Optional[str], dpi: int, font_size: Optional[float], style: str) -> None:
