@@ -74,3 +74,7 @@ def _register() -> None:
 
 
 _register()
+
+from .validate import apply_rules  # noqa: E402  (after every command has registered its options)
+
+apply_rules(main)
