@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Optional
+from typing import Dict, Optional
 
 import torch
 from torch import nn
@@ -81,9 +81,12 @@ def open_session(checkpoint: Optional[str] = None, *, model: Optional[str] = Non
                  device: Optional[str] = None, dtype: str = "float32", bn_mode: str = "eval",
                  trust: bool = False, width: Optional[float] = None,
                  num_classes: Optional[int] = None, need_data: bool = True,
-                 init_seed: Optional[int] = None) -> Session:
+                 init_seed: Optional[int] = None,
+                 data_cache: Optional[Dict[str, Dataset]] = None) -> Session:
     """Load everything an analysis needs. Without ``checkpoint``, a fresh model seeded by
-    ``init_seed`` (or ``seed``) is used: useful for first-step probes from initialisation."""
+    ``init_seed`` (or ``seed``) is used: useful for first-step probes from initialisation.
+    ``data_cache`` (spec -> Dataset) lets several sessions of one run share their data
+    (:meth:`landscape.runs.Run.session_at`)."""
     if dtype not in DTYPES:
         raise SpecError(f"unknown dtype {dtype!r}; choose float32 or float64")
     if int(batch_size) < 1:
@@ -94,7 +97,7 @@ def open_session(checkpoint: Optional[str] = None, *, model: Optional[str] = Non
     ck = load_checkpoint(checkpoint, trust=trust) if checkpoint else None
     meta = ck.meta if ck else {}
     data_spec = data or _recorded(meta, "data", ck, trust)
-    ds = load_data(data_spec) if (data_spec or (need_data and not ck)) else None
+    ds = _cached_data(data_spec, data_cache) if (data_spec or (need_data and not ck)) else None
     if need_data and ds is None:
         raise SpecError("this checkpoint does not record its data set; pass --data (e.g. cifar10:/path)")
     loss_name = loss or meta.get("loss") or "ce"
@@ -115,6 +118,16 @@ def open_session(checkpoint: Optional[str] = None, *, model: Optional[str] = Non
         _check_output(train, ds)
         test = train.with_data(ds.x_test, ds.y_test)
     return Session(ck, net, mspec, ds, loss_name, train, test, opt, space)
+
+
+def _cached_data(spec: Optional[str], cache: Optional[Dict[str, Dataset]]) -> Dataset:
+    """``load_data(spec)``, through ``cache`` when one is given."""
+    if cache is None:
+        return load_data(spec)
+    key = spec or ""
+    if key not in cache:
+        cache[key] = load_data(spec)
+    return cache[key]
 
 
 def _recorded(meta: dict, what: str, ck: Optional[Checkpoint], trust: bool) -> Optional[str]:
