@@ -107,3 +107,7 @@ def _add_examples(cmd: click.Command, name: str) -> None:
 
 
 _register()
+
+from .validate import apply_rules  # noqa: E402  (after every command has registered its options)
+
+apply_rules(main)
