@@ -516,6 +516,8 @@ class Surface:
         lines = [f"{self.dirs}-D slice, {shape} points, {int(self.computed.sum())} computed"
                  + (f" ({self.stats.get('computed_now', 0)} now, {self.stats.get('seconds', 0):.1f} s)"
                     if self.stats else "")]
+        if isinstance(self.directions, dict) and self.directions.get("file_format"):
+            lines.append(f"directions: {self.directions.get('file')} read as a {self.directions['file_format']}")
         c = self.centre()
         if c:
             lines.append("centre: " + ", ".join(f"{k} {v:.6g}" for k, v in c.items()))
@@ -914,7 +916,8 @@ def slice_checkpoint(checkpoint: Optional[str] = None, *, dirs: int = 2, directi
             return _renormalise(d, theta0, space, norm, include_bn)
         if kind == "file":
             d = read_direction_file(direction_file, space, k=dirs, device=theta0.device, dtype=theta0.dtype,
-                                    buffer_shapes={n: tuple(b.shape) for n, b in _float_buffers(obj).items()})
+                                    buffer_shapes={n: tuple(b.shape) for n, b in _float_buffers(obj).items()},
+                                    state_layout=[(n, tuple(t.shape)) for n, t in obj.model.state_dict().items()])
             return _renormalise(d, theta0, space, norm, include_bn) if norm != "none" else d
         if kind == "plane":
             return plane_directions(*_load_points(plane, session, trust))
