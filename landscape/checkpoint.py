@@ -144,6 +144,25 @@ def load_checkpoint(path: str | Path, *, trust: bool = False) -> Checkpoint:
     return _interpret(p, obj)
 
 
+def read_position(path: str | Path) -> Tuple[Optional[int], Optional[int]]:
+    """``(epoch, step)`` recorded inside a checkpoint, read cheaply (memory-mapped, safe loading;
+    safetensors metadata); ``(None, None)`` where the file records neither."""
+    p = Path(path)
+    if p.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(p), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+        return _int(meta.get("epoch")), _int(meta.get("step"))
+    with open(p, "rb") as f:
+        zipped = f.read(2) == b"PK"
+    obj = torch.load(p, map_location="cpu", weights_only=True, mmap=zipped)
+    if not isinstance(obj, Mapping):
+        return None, None
+    step = obj.get("step", obj.get("global_step", obj.get("iteration")))
+    return _int(obj.get("epoch")), _int(step)
+
+
 def _torch_load(p: Path, trust: bool) -> Any:
     with open(p, "rb") as f:
         head = f.read(4)

@@ -185,7 +185,7 @@ def eigen_directions(objective: Any, *, k: int = 2, seed: int = 0, tol: float = 
     except ImportError as exc:  # the Hessian engine is a separate module
         raise LandscapeError(f"--direction eigen needs landscape.hessian ({exc})") from None
     op = HessianOperator(objective)
-    res = eigsh(op, k=k, which="LA", tol=tol, seed=seed, max_iter=max_iter)
+    res = eigsh(op, k=k, which="LA", tol=tol, seed=seed, max_iter=max_iter, converge="vectors")
     vecs = torch.as_tensor(res.eigenvectors).to(device=objective.theta0.device, dtype=objective.theta0.dtype)
     vecs = torch.stack([fix_sign(v / v.norm()) for v in vecs[:k]])
     info = {"eigenvalues": [float(x) for x in res.eigenvalues[:k]],
@@ -307,18 +307,18 @@ def _gram64(m: torch.Tensor, chunk: int = 1 << 20) -> torch.Tensor:
 
 
 def trajectory_files(items: Sequence[str]) -> List[str]:
-    """Expand run folders (``epoch_*.pt`` in epoch order, else all checkpoints by name) and files."""
-    import re
+    """Expand run folders into their checkpoints in training order (parsed epoch, else step;
+    :func:`landscape.runs.open_run`) and keep files as given."""
+    from .runs import open_run
 
     out: List[str] = []
     for item in items:
         p = Path(item)
         if p.is_dir():
-            epochs = sorted(p.glob("epoch_*.pt"), key=lambda q: int(re.sub(r"\D", "", q.stem) or 0))
-            found = epochs or sorted([*p.glob("*.pt"), *p.glob("*.pth"), *p.glob("*.safetensors")])
-            if not found:
-                raise LandscapeError(f"--trajectory {item}: no checkpoints in this folder")
-            out.extend(str(q) for q in found)
+            run = open_run(p)
+            if not run.ordered:
+                raise LandscapeError(f"--trajectory {item}: no checkpoints with an epoch or step in this folder")
+            out.extend(str(q) for q in run.ordered)
         elif p.exists():
             out.append(str(p))
         else:

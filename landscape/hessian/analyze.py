@@ -30,10 +30,12 @@ from .verdict import CurvatureVerdict, curvature_verdict, describe_objective
 
 def top_eigen(objective: Objective, *, k: int = 1, tol: float = 1e-4, seed: int = 0,
               v0: Optional[torch.Tensor] = None, theta: Optional[torch.Tensor] = None,
-              which: str = "LA", method: str = "auto", max_iter: Optional[int] = None) -> EigenResult:
-    """Top-k ('LA') or bottom-k ('SA') eigenpairs of the Objective's Hessian at ``theta``."""
+              which: str = "LA", method: str = "auto", max_iter: Optional[int] = None,
+              converge: str = "values") -> EigenResult:
+    """Top-k ('LA') or bottom-k ('SA') eigenpairs of the Objective's Hessian at ``theta``
+    (``converge``: stop on eigenvalue error bounds, or on eigenvector residuals: "vectors")."""
     op = HessianOperator(objective, theta, method=method)
-    return eigsh(op, k=k, which=which, tol=tol, seed=seed, v0=v0, max_iter=max_iter)
+    return eigsh(op, k=k, which=which, tol=tol, seed=seed, v0=v0, max_iter=max_iter, converge=converge)
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,7 @@ class HessianConfig:
     batch_sharpness: bool = False
     train_batch_size: Optional[int] = None
     batches: int = 20
+    converge: str = "values"
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -125,6 +128,7 @@ class HessianReport:
     provenance: Dict[str, Any] = field(default_factory=dict)
     batch_sharpness: Optional[BatchSharpness] = None
     batch_stability: Optional[Stability] = None
+    top: Optional[EigenResult] = None
     verdict: Optional[CurvatureVerdict] = None
     objective: Dict[str, Any] = field(default_factory=dict)
 
@@ -134,10 +138,15 @@ class HessianReport:
             "residuals": list(self.residuals),
             "converged": self.converged,
         }
+        if self.top is not None:
+            d["error_bounds"] = list(self.top.error_bounds)
+            d["criterion"] = self.top.criterion
+            d["stopped"] = self.top.stopped
         if self.smallest is not None:
             d["smallest_eigenvalue"] = self.smallest.eigenvalues[0]
             d["smallest_residual"] = self.smallest.residuals[0]
             d["smallest_converged"] = self.smallest.converged
+            d["smallest_error_bound"] = self.smallest.error_bounds[0]
         if self.trace is not None:
             d["trace"] = self.trace.trace
             d["trace_stderr"] = self.trace.stderr
@@ -150,6 +159,7 @@ class HessianReport:
             d["preconditioned_eigenvalues"] = list(self.preconditioned.eigenvalues)
             d["preconditioned_residuals"] = list(self.preconditioned.residuals)
             d["preconditioned_converged"] = self.preconditioned.converged
+            d["preconditioned_error_bounds"] = list(self.preconditioned.error_bounds)
         d["stability"] = self.verdict.to_json() if self.verdict is not None else self.stability.to_json()
         d["objectives"] = self._objectives()
         if self.batch_sharpness is not None:
@@ -180,8 +190,10 @@ class HessianReport:
     def summary(self) -> str:
         lines = [f"top-{len(self.eigenvalues)} Hessian eigenvalues: "
                  + ", ".join(f"{v:.6g}" for v in self.eigenvalues)
-                 + f"  (max residual {max(self.residuals, default=float('nan')):.2g}, "
-                 f"converged: {self.converged})"]
+                 + (f"  (max error bound {max(self.top.error_bounds, default=float('nan')):.2g}, "
+                    if self.top is not None else "")
+                 + f"{'' if self.top is not None else '  ('}max residual "
+                 f"{max(self.residuals, default=float('nan')):.2g}, converged: {self.converged})"]
         if self.smallest is not None:
             lines.append(f"smallest eigenvalue: {self.smallest.eigenvalues[0]:.6g} "
                          f"(residual {self.smallest.residuals[0]:.2g}, converged: {self.smallest.converged})")
@@ -247,8 +259,10 @@ def analyze_hessian(objective: Objective, optimizer: Optional[OptimizerState] = 
         raise LandscapeError("--top-k must be at least 1")
     if config.top_k > objective.dim:
         raise LandscapeError(f"--top-k {config.top_k} exceeds the {objective.dim} parameters")
-    if config.tol <= 0:
+    if not config.tol > 0:
         raise LandscapeError("--tol must be positive")
+    if config.converge not in ("values", "vectors"):
+        raise LandscapeError("--converge must be values or vectors")
     if config.backend == "pyhessian" and config.batch_sharpness:
         raise LandscapeError("--batch-sharpness needs --backend landscape")
     if config.backend == "pyhessian":
@@ -268,9 +282,12 @@ def analyze_hessian(objective: Objective, optimizer: Optional[OptimizerState] = 
     def wrap(op: LinearOperator, phase: str) -> LinearOperator:
         return _Counting(op, lambda n: tick(phase, n)) if tick is not None else op
 
-    top = eigsh(wrap(base, "top eigenvalues"), k=config.top_k, which="LA", tol=config.tol, seed=config.seed)
+    top = eigsh(wrap(base, "top eigenvalues"), k=config.top_k, which="LA", tol=config.tol, seed=config.seed,
+                converge=config.converge)
     if not top.converged:
-        notes.append(f"top-{config.top_k} Lanczos did not reach tol {config.tol:g} in {top.matvecs} products")
+        what = "error bounds" if top.criterion == "values" else "eigenvector residuals"
+        notes.append(f"top-{config.top_k} Lanczos: {what} did not reach tol {config.tol:g} in {top.matvecs} "
+                     f"products (stopped: {top.stopped})")
     smallest = None
     if config.smallest:
         smallest = eigsh(wrap(base, "smallest eigenvalue"), k=1, which="SA", tol=config.tol,
@@ -305,7 +322,7 @@ def analyze_hessian(objective: Objective, optimizer: Optional[OptimizerState] = 
     return HessianReport(top.eigenvalues, top.residuals, top.converged, verdict.stability, hvps,
                          time.perf_counter() - t0, config, top.eigenvectors, smallest, trace, density,
                          per_layer, pre, objective.dim, objective.n, tuple(notes), dict(provenance or {}),
-                         bsharp, bstab, verdict, describe_objective(objective))
+                         bsharp, bstab, top, verdict, describe_objective(objective))
 
 
 def _reported_preconditioned(objective: Objective, optimizer: Optional[OptimizerState], base: HessianOperator,

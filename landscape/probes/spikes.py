@@ -25,7 +25,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -38,12 +37,11 @@ from ..hessian.analyze import top_eigen as _top_eigen
 from ..hessian.batch_sharpness import train_batch_size
 from ..hessian.verdict import TopEigen, curvature_verdict
 from ..progress import progress
+from ..runs import open_run, position_from_name
 from ..session import Session, open_session
 from ..train import TrainState, checkpoint_payload, read_log, write_payload
 
 MAD_SCALE = 1.4826  # MAD → standard deviation for Gaussian noise
-_EPOCH_IN_NAME = re.compile(r"(?:epoch|ep)[_\-]?(\d+)", re.IGNORECASE)
-_CKPT_SUFFIXES = (".pt", ".pth", ".ckpt", ".tar", ".safetensors", ".bin")
 
 
 # ================================================================ detection
@@ -79,15 +77,17 @@ class Spike:
 
 def spike_score(values: Sequence[float], i: int, *, cfg: DetectorConfig = DetectorConfig()) -> Tuple[float, float, float]:
     """``(baseline, scale, score)`` of ``values[i]`` against the ``cfg.window`` finite values before it
-    (NaN score when fewer than ``cfg.min_history`` are available; inf for a non-finite value)."""
+    (NaN score when fewer than ``cfg.min_history`` are available; inf for a non-finite value after
+    at least one finite value, however short the history: a divergence is always an event)."""
     past = [v for v in values[max(0, i - cfg.window):i] if math.isfinite(v)]
-    if len(past) < cfg.min_history:
+    x = values[i]
+    if not past or (len(past) < cfg.min_history and math.isfinite(x)):
         return float("nan"), float("nan"), float("nan")
+    # a non-finite loss after any finite one is a divergence: an event even with a short history
     t = torch.tensor(past, dtype=torch.float64)
     base = float(t.median()) if len(past) % 2 else float(t.quantile(0.5))
     mad = float((t - base).abs().quantile(0.5))
     scale = max(MAD_SCALE * mad, cfg.floor * abs(base), 1e-12)
-    x = values[i]
     if not math.isfinite(x):
         return base, scale, math.inf
     return base, scale, (x - base) / scale
@@ -222,27 +222,9 @@ class SpikeSaver:
 
 # ======================================================= checkpoint probing
 def find_checkpoints(run_dir: str | Path) -> Dict[int, Path]:
-    """``{epoch: path}`` for the checkpoint files of a run folder; the epoch comes from the file
-    name (``epoch_012.pt``, ``ep12``) or, failing that, from the checkpoint itself (files named by
-    step only, like ``step_000500.pt``, are skipped)."""
-    root = Path(run_dir)
-    if not root.is_dir():
-        raise LandscapeError(f"run folder not found: {root}")
-    found: Dict[int, Path] = {}
-    for p in sorted(root.iterdir()):
-        if not p.is_file() or not p.name.lower().endswith(_CKPT_SUFFIXES):
-            continue
-        m = _EPOCH_IN_NAME.search(p.stem)
-        if m:
-            found.setdefault(int(m.group(1)), p)
-        elif "step" not in p.name.lower() and "iter" not in p.name.lower():
-            try:
-                ep = load_checkpoint(p).epoch
-            except Exception:  # not a checkpoint after all
-                continue
-            if ep is not None:
-                found.setdefault(int(ep), p)
-    return dict(sorted(found.items()))
+    """``{epoch: path}`` for the checkpoint files of a run folder, in epoch order (the epoch
+    parsed from the name, or read from the file; see :func:`landscape.runs.open_run`)."""
+    return open_run(run_dir).by_epoch
 
 
 def _line_minimum(alphas: Sequence[float], losses: Sequence[float]) -> float:
@@ -567,8 +549,7 @@ def probe_checkpoint(path: Path, epoch: int, role: str, event_epoch: float, *, p
 
 
 def _epoch_of(path: Path) -> Optional[int]:
-    m = _EPOCH_IN_NAME.search(path.stem)
-    return int(m.group(1)) if m else None
+    return position_from_name(path.name)[0]
 
 
 def _events(spikes: Sequence[Spike], osc: Oscillation, at: Sequence[int], max_events: int) -> List[dict]:

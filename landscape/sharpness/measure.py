@@ -17,7 +17,6 @@ warm-starting each Lanczos from the previous checkpoint's top eigenvector.
 from __future__ import annotations
 
 import math
-import re
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -29,6 +28,7 @@ from ..errors import LandscapeError
 from ..objective import Evaluation, Objective
 from ..optim.families import is_adaptive
 from ..progress import progress
+from ..runs import open_run
 from ..session import Session, open_session
 from .adaptive import ADAPTIVE_ETA_DEFAULT, ADAPTIVE_RHO_DEFAULT, adaptive_sharpness
 from .average import average_sharpness
@@ -386,21 +386,9 @@ def _n_steps(config: SharpnessConfig) -> int:
 
 
 # --------------------------------------------------------------------------- run folders
-_EPOCH = re.compile(r"epoch[_\-]?(\d+)", re.IGNORECASE)
-
-
 def run_checkpoints(run_dir: str | Path) -> List[Path]:
-    """The run's ``epoch_XXX`` checkpoints in epoch order (else every checkpoint file, by name)."""
-    root = Path(run_dir)
-    if not root.is_dir():
-        raise LandscapeError(f"{root} is not a folder")
-    files = [p for p in root.iterdir() if p.suffix in (".pt", ".pth", ".safetensors") and p.is_file()]
-    epochs = [p for p in files if _EPOCH.search(p.stem)]
-    if epochs:
-        return sorted(epochs, key=lambda p: int(_EPOCH.search(p.stem).group(1)))  # type: ignore[union-attr]
-    if not files:
-        raise LandscapeError(f"no checkpoints (*.pt, *.pth, *.safetensors) in {root}")
-    return sorted(files, key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)])
+    """The run's checkpoints in training order (parsed epoch, else step; never by name)."""
+    return list(open_run(run_dir).require_checkpoints())
 
 
 @dataclass(frozen=True)
@@ -452,12 +440,13 @@ class SharpnessRun:
 def measure_run(run_dir: str | Path, config: SharpnessConfig = SharpnessConfig(),
                 **session_kwargs: Any) -> SharpnessRun:
     """Every checkpoint of a run folder in order, Lanczos warm-started from the previous one."""
-    paths = run_checkpoints(run_dir)
+    run = open_run(run_dir)
+    paths = run.require_checkpoints()
     results: List[CheckpointSharpness] = []
     warm: Dict[str, torch.Tensor] = {}
     with progress(len(paths) * _n_steps(config), desc=f"sharpness {Path(run_dir).name}") as bar:
         for path in paths:
-            session = open_session(str(path), **session_kwargs)
+            session = run.session_at(path, **session_kwargs)
             res = measure_session(session, config, warm=warm, bar=bar,
                                   label=f"epoch {session.checkpoint.epoch}" if session.checkpoint else None)
             warm = res.warm
