@@ -163,3 +163,12 @@ def test_train_cli_save_around_spikes_smoke(tmp_path):
                                     "--save-around-spikes", "--out", str(tmp_path)])
     assert res.exit_code == 0, res.output
     assert "spikes during training: 0" in res.output
+
+
+def test_log_with_only_a_header_is_named_as_such(tmp_path):
+    from landscape.errors import LandscapeError
+    from landscape.probes.spikes import probe_spikes
+
+    (tmp_path / "log.csv").write_text("epoch,step,train_loss,train_acc,test_loss,test_acc,lr\n")
+    with pytest.raises(LandscapeError, match="no rows yet"):
+        probe_spikes(tmp_path)

@@ -585,7 +585,9 @@ def probe_spikes(run_dir: str | Path, *, log_path: Optional[str | Path] = None,
     root = Path(run_dir)
     log_file = Path(log_path) if log_path else root / "log.csv"
     log = tuple(read_log(log_file))
-    if not log or "test_loss" not in log[0]:
+    if not log:
+        raise LandscapeError(f"{log_file} has no rows yet: nothing to detect (it holds only a header or is empty)")
+    if "test_loss" not in log[0]:
         raise LandscapeError(f"{log_file} has no test_loss column (columns: epoch, train_loss, test_loss[, lr])")
     epochs = [float(r.get("epoch", i)) for i, r in enumerate(log)]
     values = [float(r["test_loss"]) if isinstance(r["test_loss"], float) else float("nan") for r in log]
