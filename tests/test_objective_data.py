@@ -11,6 +11,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from landscape.errors import LandscapeError, SpecError
 from landscape.objective import Objective
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def _loader(x, y, batch_size=8, **kw):
     return DataLoader(TensorDataset(x, y), batch_size=batch_size, **kw)
