@@ -172,4 +172,4 @@ def test_cli_checkpoints_side_by_side_and_run_folder(digits_run, tmp_path):
     r = runner.invoke(main, ["sharpness", ckpts[0], "--measures", "bogus"])
     assert r.exit_code == 1 and "unknown measure" in r.output
     r = runner.invoke(main, ["sharpness", ckpts[0], "--rho", "-1"])
-    assert r.exit_code == 1 and "--rho" in r.output
+    assert r.exit_code == 2 and "--rho" in r.output and "out of range" in r.output

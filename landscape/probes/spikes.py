@@ -75,15 +75,17 @@ class Spike:
 
 def spike_score(values: Sequence[float], i: int, *, cfg: DetectorConfig = DetectorConfig()) -> Tuple[float, float, float]:
     """``(baseline, scale, score)`` of ``values[i]`` against the ``cfg.window`` finite values before it
-    (NaN score when fewer than ``cfg.min_history`` are available; inf for a non-finite value)."""
+    (NaN score when fewer than ``cfg.min_history`` are available; inf for a non-finite value after
+    at least one finite value, however short the history: a divergence is always an event)."""
     past = [v for v in values[max(0, i - cfg.window):i] if math.isfinite(v)]
-    if len(past) < cfg.min_history:
+    x = values[i]
+    if not past or (len(past) < cfg.min_history and math.isfinite(x)):
         return float("nan"), float("nan"), float("nan")
+    # a non-finite loss after any finite one is a divergence: an event even with a short history
     t = torch.tensor(past, dtype=torch.float64)
     base = float(t.median()) if len(past) % 2 else float(t.quantile(0.5))
     mad = float((t - base).abs().quantile(0.5))
     scale = max(MAD_SCALE * mad, cfg.floor * abs(base), 1e-12)
-    x = values[i]
     if not math.isfinite(x):
         return base, scale, math.inf
     return base, scale, (x - base) / scale
@@ -580,7 +582,9 @@ def probe_spikes(run_dir: str | Path, *, log_path: Optional[str | Path] = None,
     root = Path(run_dir)
     log_file = Path(log_path) if log_path else root / "log.csv"
     log = tuple(read_log(log_file))
-    if not log or "test_loss" not in log[0]:
+    if not log:
+        raise LandscapeError(f"{log_file} has no rows yet: nothing to detect (it holds only a header or is empty)")
+    if "test_loss" not in log[0]:
         raise LandscapeError(f"{log_file} has no test_loss column (columns: epoch, train_loss, test_loss[, lr])")
     epochs = [float(r.get("epoch", i)) for i, r in enumerate(log)]
     values = [float(r["test_loss"]) if isinstance(r["test_loss"], float) else float("nan") for r in log]
