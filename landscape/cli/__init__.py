@@ -80,7 +80,8 @@ def main() -> None:
 
 
 # Each command family lives in its own module here; a module registers its commands on import.
-COMMAND_MODULES = ("inspection", "basic", "hessian", "slices", "sharpness", "probe", "report", "demo", "toy")
+COMMAND_MODULES = ("inspection", "basic", "hessian", "slices", "sharpness", "probe", "report", "demo", "toy",
+                   "figures")
 
 
 def _register() -> None:

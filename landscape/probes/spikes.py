@@ -33,11 +33,13 @@ import torch
 
 from ..checkpoint import load_checkpoint, load_into
 from ..errors import LandscapeError
+from ..hessian.analyze import top_eigen as _top_eigen
+from ..hessian.batch_sharpness import train_batch_size
+from ..hessian.verdict import TopEigen, curvature_verdict
 from ..progress import progress
 from ..runs import open_run, position_from_name
 from ..session import Session, open_session
 from ..train import TrainState, checkpoint_payload, read_log, write_payload
-from ._curvature import preconditioner, stability, top_eigen
 
 MAD_SCALE = 1.4826  # MAD → standard deviation for Gaussian noise
 
@@ -503,14 +505,15 @@ def probe_checkpoint(path: Path, epoch: int, role: str, event_epoch: float, *, p
     g = obj.grad(theta)
     gg = float(g @ g)
     dirc = float(g @ obj.hvp(g, theta)) / gg if gg > 0 else float("nan")
-    lam = top_eigen(obj, theta, tol=cfg.tol, seed=cfg.seed) if cfg.hessian else None
+    top = _top_eigen(obj, k=1, tol=cfg.tol, seed=cfg.seed, theta=theta) if cfg.hessian else None
+    lam = TopEigen.of(top) if top is not None else None
     thr = ratio = pre_val = pre_thr = pre_ratio = st_json = None
     if lam is not None and lr is not None:
-        p = preconditioner(s.optimizer, obj.space)
-        if p is not None:
-            pre_val = top_eigen(obj, theta, p_diag=p, tol=cfg.tol, seed=cfg.seed).value
-        st = stability(s.optimizer, lr=lr, lambda_max=lam.value, preconditioned_lambda_max=pre_val)
-        st_json = st.to_json()
+        ck = s.checkpoint
+        verdict = curvature_verdict(obj, s.optimizer, lr=lr, tol=cfg.tol, seed=cfg.seed, theta=theta, top=top,
+                                    train_batch_size=train_batch_size(ck.meta if ck else None))
+        st, pre_val = verdict.stability, verdict.preconditioned_lambda_max
+        st_json = verdict.to_json()
         if st.on == "H":
             thr, ratio = st.threshold, st.ratio
         else:
