@@ -310,7 +310,7 @@ def test_cli_limits_block_and_bad_values(digits_run, tmp_path):
                                     "--json", str(out)])
     assert res.exit_code == 0, res.output
     d = json.loads(out.read_text())
-    assert d["converged"] is False and d["stopped"] == "max_hvps" and d["hvps"] == 4
+    assert d["converged"] is False and d["stopped"] == "max_hvps" and d["top_hvps"] == 4
     assert len(d["error_bounds"]) == 3 and "did not reach tol" in " ".join(d["notes"])
     res = CliRunner().invoke(main, ["hessian", ck, "--top-k", "3", "--subset", "100", "--block", "auto",
                                     "--converge", "vectors", "--json", str(out)])

@@ -145,6 +145,7 @@ class HessianReport:
             d["error_bounds"] = list(self.top.error_bounds)
             d["criterion"] = self.top.criterion
             d["stopped"] = self.top.stopped
+            d["top_hvps"] = self.top.matvecs
         if self.smallest is not None:
             d["smallest_eigenvalue"] = self.smallest.eigenvalues[0]
             d["smallest_residual"] = self.smallest.residuals[0]
