@@ -265,3 +265,18 @@ def test_vtp_leaves_out_uncomputed_cells(tmp_path):
     v = read_vtp(str(tmp_path / "p.vtp"))
     assert v.point_data["computed"].tolist() == done.ravel().astype(int).tolist()
     assert 11 not in {i for q in v.polys for i in q}
+
+
+def test_rendering_leaves_the_callers_matplotlib_settings_alone(results, tmp_path):
+    import matplotlib
+
+    from landscape.report.figures import FigureOptions, render_figure
+
+    backend = matplotlib.get_backend()
+    with matplotlib.rc_context({"font.size": 31.0, "pdf.fonttype": 3}):
+        render_figure([str(results / "plane.h5")], str(tmp_path / "a.pdf"), options=FigureOptions(dpi=40))
+        assert matplotlib.rcParams["font.size"] == 31.0 and matplotlib.rcParams["pdf.fonttype"] == 3
+    assert matplotlib.get_backend() == backend
+    # and the user's settings do not leak into the figure: same bytes as without them
+    render_figure([str(results / "plane.h5")], str(tmp_path / "b.pdf"), options=FigureOptions(dpi=40))
+    assert (tmp_path / "a.pdf").read_bytes() == (tmp_path / "b.pdf").read_bytes()
