@@ -155,15 +155,54 @@ def _cifar_dir(root: str) -> Path:
     raise SpecError(f"no CIFAR python batches under {root} (expected data_batch_1..5 and test_batch)")
 
 
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickler for CIFAR python batches that admits only what the format holds.
+
+    A CIFAR batch is a dict of bytes/str keys to bytes, lists of ints and one uint8 numpy array.
+    Plain ``pickle.load`` would run any callable a crafted ``data_batch_1`` names; here every
+    global outside numpy's array reconstruction is refused, so a malicious file is an error.
+    """
+
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+    }
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}: not part of the CIFAR format")
+        return super().find_class(module, name)
+
+
 def read_cifar_batch(path: Path, label_key: bytes = b"labels") -> Tuple[np.ndarray, np.ndarray]:
-    """One CIFAR python-pickle batch -> ``(uint8 images (N, 3, 32, 32), int64 labels)``."""
+    """One CIFAR python-pickle batch -> ``(uint8 images (N, 3, 32, 32), int64 labels)``.
+
+    Read with :class:`_CifarUnpickler`, never plain pickle: the file cannot run code.
+    """
     try:
         with open(path, "rb") as f:
-            entry = pickle.load(f, encoding="bytes")
+            entry = _CifarUnpickler(f, encoding="bytes").load()
     except Exception as exc:
-        raise SpecError(f"cannot read CIFAR batch {path}: {type(exc).__name__}: {exc}") from exc
-    data = np.asarray(entry[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-    labels = np.asarray(entry[label_key], dtype=np.int64)
+        raise SpecError(f"cannot read CIFAR batch {path}: {type(exc).__name__}: {exc}") from None
+    if not isinstance(entry, dict):
+        raise SpecError(f"cannot read CIFAR batch {path}: expected a dict, found {type(entry).__name__}")
+    entry = {(k.encode() if isinstance(k, str) else k): v for k, v in entry.items()}
+    if b"data" not in entry or label_key not in entry:
+        raise SpecError(f"cannot read CIFAR batch {path}: missing {b'data'!r} or {label_key!r}")
+    raw, labels = entry[b"data"], entry[label_key]
+    if not (isinstance(raw, np.ndarray) and raw.dtype == np.uint8) and not isinstance(raw, (bytes, list)):
+        raise SpecError(f"cannot read CIFAR batch {path}: 'data' is not a uint8 array")
+    if not isinstance(labels, (list, np.ndarray)) or not all(isinstance(v, (int, np.integer)) for v in labels):
+        raise SpecError(f"cannot read CIFAR batch {path}: labels are not a list of integers")
+    try:
+        data = np.frombuffer(raw, dtype=np.uint8) if isinstance(raw, bytes) else np.asarray(raw, dtype=np.uint8)
+        data = data.reshape(-1, 3, 32, 32)
+    except (ValueError, OverflowError) as exc:
+        raise SpecError(f"cannot read CIFAR batch {path}: {exc}") from None
+    labels = np.asarray(labels, dtype=np.int64)
+    if len(labels) != len(data):
+        raise SpecError(f"cannot read CIFAR batch {path}: {len(data)} images but {len(labels)} labels")
     return data, labels
 
 

@@ -2,7 +2,7 @@
 instrument of the package, write one HTML report, and summarise what the numbers say.
 
 Everything goes through the Python API the CLI commands use (:func:`landscape.train.train`,
-:func:`landscape.inspect.inspect_checkpoint`, :func:`landscape.hessian.analyze.analyze_hessian`,
+:func:`landscape.inspection.inspect_checkpoint`, :func:`landscape.hessian.analyze.analyze_hessian`,
 :func:`landscape.sharpness.measure.compare_checkpoints`, :func:`landscape.slices.slice_checkpoint`,
 :func:`landscape.slices.interpolate_checkpoints`, :func:`landscape.probes.adam_first_step.adam_first_step`,
 :func:`landscape.probes.spikes.probe_spikes`, :func:`landscape.report.write_html`). The study it
@@ -13,7 +13,7 @@ Adam and MSE with SGD do (REFERENCES.md, "Measured on this kind of machine").
 Every sentence of :func:`summarise` is computed from the results (thresholds and rules are stated
 in the text); nothing is canned. The edge-of-stability check and the sharpness measures use
 BatchNorm in train mode (batch statistics, as during training; in eval mode the running statistics
-give curvature in directions training never moves, see landscape.hessian.stability.BN_EVAL_NOTE),
+give curvature in directions training never moves, see landscape.hessian.verdict),
 on the full-batch loss; slices and interpolation use the stored running statistics (the model as
 it is evaluated).
 """
@@ -149,10 +149,9 @@ def _prepare(out: Path, config: DemoConfig) -> None:
 
 
 def _last_checkpoint(run_dir: Path) -> Path:
-    ckpts = sorted(run_dir.glob("epoch_*.pt"))
-    if not ckpts:
-        raise LandscapeError(f"no checkpoints in {run_dir}")
-    return ckpts[-1]
+    from .runs import open_run
+
+    return open_run(run_dir).last
 
 
 # ------------------------------------------------------------------------------- the steps
@@ -194,7 +193,7 @@ def hessian_end_points(config: DemoConfig, runs_dir: Path, results_dir: Path) ->
 def run_demo(out: str | Path, config: Optional[DemoConfig] = None, *,
              say: Callable[[str], None] = lambda m: None) -> DemoResult:
     """Run the whole demo into ``out`` (see the module docstring); ``say`` receives progress lines."""
-    from .inspect import inspect_checkpoint
+    from .inspection import inspect_checkpoint
     from .probes.adam_first_step import FirstStepConfig, adam_first_step
     from .probes.spikes import DetectorConfig, SpikeProbeConfig, detect_spikes, probe_spikes
     from .report import write_html

@@ -185,7 +185,7 @@ def eigen_directions(objective: Any, *, k: int = 2, seed: int = 0, tol: float = 
     except ImportError as exc:  # the Hessian engine is a separate module
         raise LandscapeError(f"--direction eigen needs landscape.hessian ({exc})") from None
     op = HessianOperator(objective)
-    res = eigsh(op, k=k, which="LA", tol=tol, seed=seed, max_iter=max_iter)
+    res = eigsh(op, k=k, which="LA", tol=tol, seed=seed, max_iter=max_iter, converge="vectors")
     vecs = torch.as_tensor(res.eigenvectors).to(device=objective.theta0.device, dtype=objective.theta0.dtype)
     vecs = torch.stack([fix_sign(v / v.norm()) for v in vecs[:k]])
     info = {"eigenvalues": [float(x) for x in res.eigenvalues[:k]],
@@ -217,13 +217,24 @@ def load_point(path: str, model: torch.nn.Module, space: ParamSpace, *, device: 
     if other.names != space.names or tuple(map(tuple, other.shapes)) != tuple(map(tuple, space.shapes)):
         raise LandscapeError(f"{path}: its parameters do not match the centre checkpoint's model")
     params = dict(net.named_parameters())
-    theta = space.flatten({n: params[n].detach() for n in space.names}).to(device=device, dtype=dtype)
     bufs = dict(net.named_buffers())
+    _check_finite(path, {n: params[n] for n in space.names}, "parameter")
+    _check_finite(path, {n: bufs[n] for n in buffer_names if n in bufs}, "buffer")
+    theta = space.flatten({n: params[n].detach() for n in space.names}).to(device=device, dtype=dtype)
     missing = [n for n in buffer_names if n not in bufs]
     if missing:
         raise LandscapeError(f"{path}: buffer {missing[0]} is missing")
     buffers = {n: bufs[n].detach().to(device=device, dtype=dtype) for n in buffer_names}
     return CheckpointPoint(str(path), ck.sha256(), theta, buffers)
+
+
+def _check_finite(path: str, tensors: Mapping[str, torch.Tensor], what: str) -> None:
+    """A one-line error naming the first tensor holding NaN or infinite values (a slice through it
+    would be NaN everywhere, even at the checkpoint's own coordinates)."""
+    for name, t in tensors.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t.detach()).all()):
+            bad = int((~torch.isfinite(t.detach())).sum())
+            raise LandscapeError(f"{path}: {what} {name} has {bad} non-finite value(s) (NaN or inf)")
 
 
 def interpolation_direction(a: CheckpointPoint, b: CheckpointPoint) -> DirectionSet:
@@ -307,18 +318,18 @@ def _gram64(m: torch.Tensor, chunk: int = 1 << 20) -> torch.Tensor:
 
 
 def trajectory_files(items: Sequence[str]) -> List[str]:
-    """Expand run folders (``epoch_*.pt`` in epoch order, else all checkpoints by name) and files."""
-    import re
+    """Expand run folders into their checkpoints in training order (parsed epoch, else step;
+    :func:`landscape.runs.open_run`) and keep files as given."""
+    from .runs import open_run
 
     out: List[str] = []
     for item in items:
         p = Path(item)
         if p.is_dir():
-            epochs = sorted(p.glob("epoch_*.pt"), key=lambda q: int(re.sub(r"\D", "", q.stem) or 0))
-            found = epochs or sorted([*p.glob("*.pt"), *p.glob("*.pth"), *p.glob("*.safetensors")])
-            if not found:
-                raise LandscapeError(f"--trajectory {item}: no checkpoints in this folder")
-            out.extend(str(q) for q in found)
+            run = open_run(p)
+            if not run.ordered:
+                raise LandscapeError(f"--trajectory {item}: no checkpoints with an epoch or step in this folder")
+            out.extend(str(q) for q in run.ordered)
         elif p.exists():
             out.append(str(p))
         else:
@@ -421,3 +432,191 @@ def _read_pt_rows(p: Path, space: ParamSpace) -> List[Dict[str, torch.Tensor]]:
     if isinstance(obj, (list, tuple)) and obj and all(isinstance(r, Mapping) for r in obj):
         return [strip_prefixes(r) for r in obj]
     raise LandscapeError(f"{p}: expected a dict of tensors, a list of such dicts, or a tensor")
+
+
+# ------------------------------------------------------------------ sources
+@dataclass(frozen=True)
+class Directions:
+    """What a direction source gives a slice: the directions, and what an auto range must cover.
+
+    ``span``: ``(n, k)`` coordinates of the points an ``auto`` range spans (with the origin),
+    ``None`` where the directions fix no such points; ``pad_abs``/``pad_rel``: padding on each side
+    (absolute, and relative to the span's width); ``files_sha256``: the other files the directions
+    were read from (they enter the settings a resumed run must match).
+    """
+
+    set: DirectionSet
+    span: Optional[np.ndarray] = None
+    pad_abs: float = 0.0
+    pad_rel: float = 0.0
+    files_sha256: Tuple[str, ...] = ()
+
+
+class DirectionSource:
+    """One kind of directions. ``make(session)`` builds them around the session's checkpoint.
+
+    ``eager``: the directions are needed before the surface file is checked (their auto range
+    fixes the grid); other sources are made only when the file does not hold them yet (a resumed
+    run reads the stored ones, e.g. without recomputing eigenvectors). ``centre()``: the checkpoint
+    the source itself fixes as the centre, if any. ``files_sha256()``: the files the directions
+    depend on that are known before making them.
+    """
+
+    kind: str = ""
+    eager: bool = False
+
+    def centre(self) -> Optional[str]:
+        return None
+
+    def files_sha256(self) -> List[str]:
+        return []
+
+    def make(self, session: Any) -> Directions:
+        raise NotImplementedError
+
+
+def _float_buffers(model: torch.nn.Module) -> Dict[str, torch.Tensor]:
+    return {n: b for n, b in model.named_buffers() if b.is_floating_point()}
+
+
+def renormalise(d: DirectionSet, theta: torch.Tensor, space: ParamSpace, norm: str,
+                include_bn: bool) -> DirectionSet:
+    """``d`` with every row normalised by :func:`normalize_direction` (``none``: unchanged; the
+    buffer directions are dropped, a normalised direction no longer moves between checkpoints)."""
+    if norm == "none":
+        return d
+    vecs = torch.stack([normalize_direction(v, theta, space, norm=norm, include_bn=include_bn) for v in d.vectors])
+    return DirectionSet(vecs, d.kind, norm, include_bn, {}, {**d.info, "renormalised": True})
+
+
+def load_points(paths: Sequence[str], session: Any, *, trust: bool) -> List[CheckpointPoint]:
+    """The checkpoints ``paths`` in the space of ``session`` (its model, device and dtype)."""
+    obj = session.train
+    names = list(_float_buffers(obj.model))
+    return [load_point(p, session.model, session.space, device=obj.theta0.device, dtype=obj.theta0.dtype,
+                       buffer_names=names, trust=trust) for p in paths]
+
+
+@dataclass(frozen=True)
+class RandomSource(DirectionSource):
+    """Filter- (layer-, un-) normalised Gaussian directions (:func:`random_directions`)."""
+
+    k: int = 2
+    seed: int = 0
+    norm: str = "filter"
+    include_bn: bool = False
+    kind = "random"
+
+    def make(self, session: Any) -> Directions:
+        obj = session.train
+        return Directions(random_directions(session.space, obj.theta0, k=self.k, seed=self.seed, norm=self.norm,
+                                            include_bn=self.include_bn))
+
+
+@dataclass(frozen=True)
+class EigenSource(DirectionSource):
+    """The top Hessian eigenvectors (:func:`eigen_directions`), warning when Lanczos did not converge."""
+
+    k: int = 2
+    seed: int = 0
+    tol: float = 1e-4
+    norm: str = "none"
+    include_bn: bool = False
+    kind = "eigen"
+
+    def make(self, session: Any) -> Directions:
+        import warnings
+
+        obj = session.train
+        d = eigen_directions(obj, k=self.k, seed=self.seed, tol=self.tol)
+        if not d.info["converged"]:
+            warnings.warn(f"Lanczos did not converge to tol {self.tol} (residuals "
+                          f"{', '.join(f'{r:.2g}' for r in d.info['residuals'])})", stacklevel=2)
+        return Directions(renormalise(d, obj.theta0, session.space, self.norm, self.include_bn))
+
+
+@dataclass(frozen=True)
+class FileSource(DirectionSource):
+    """Directions read from a file (:func:`read_direction_file`), optionally renormalised."""
+
+    path: str = ""
+    k: int = 2
+    norm: str = "none"
+    include_bn: bool = False
+    kind = "file"
+
+    def files_sha256(self) -> List[str]:
+        return [file_sha256(self.path)] if Path(self.path).exists() else []
+
+    def make(self, session: Any) -> Directions:
+        obj = session.train
+        shapes = {n: tuple(b.shape) for n, b in _float_buffers(obj.model).items()}
+        d = read_direction_file(self.path, session.space, k=self.k, device=obj.theta0.device,
+                                dtype=obj.theta0.dtype, buffer_shapes=shapes)
+        return Directions(renormalise(d, obj.theta0, session.space, self.norm, self.include_bn))
+
+
+@dataclass(frozen=True)
+class PcaSource(DirectionSource):
+    """PCA of a trajectory of checkpoints (:func:`pca_directions`); the auto range spans the
+    trajectory, padded by a quarter of its width. The centre defaults to the last checkpoint."""
+
+    files: Tuple[str, ...] = ()
+    k: int = 2
+    norm: str = "none"
+    include_bn: bool = False
+    trust: bool = False
+    kind = "pca"
+    eager = True
+
+    def centre(self) -> Optional[str]:
+        return self.files[-1] if self.files else None
+
+    def make(self, session: Any) -> Directions:
+        obj = session.train
+        pts = load_points(self.files, session, trust=self.trust)
+        d = pca_directions(obj.theta0, torch.stack([p.theta for p in pts]), session.space, k=self.k,
+                           include_bn=self.include_bn, paths=[p.path for p in pts])
+        span = np.array(d.info["trajectory"]["coordinates"])
+        return Directions(renormalise(d, obj.theta0, session.space, self.norm, self.include_bn), span,
+                          pad_rel=0.25, files_sha256=tuple(p.sha256 for p in pts))
+
+
+@dataclass(frozen=True)
+class PlaneSource(DirectionSource):
+    """The plane through checkpoints A, B, C (:func:`plane_directions`), centred on A; the auto
+    range spans the three checkpoints, padded by 0.5."""
+
+    paths: Tuple[str, ...] = ()
+    trust: bool = False
+    kind = "plane"
+    eager = True
+
+    def centre(self) -> Optional[str]:
+        return self.paths[0] if self.paths else None
+
+    def make(self, session: Any) -> Directions:
+        d = plane_directions(*load_points(self.paths, session, trust=self.trust))
+        cks = d.info["checkpoints"]
+        return Directions(d, np.array([c["coordinates"] for c in cks]), pad_abs=0.5,
+                          files_sha256=tuple(c["sha256"] for c in cks[1:]))
+
+
+@dataclass(frozen=True)
+class InterpolationSource(DirectionSource):
+    """The line from checkpoint A to B (:func:`interpolation_direction`), centred on A; the auto
+    range spans A and B, padded by half their distance in α."""
+
+    a: str = ""
+    b: str = ""
+    trust: bool = False
+    kind = "interpolate"
+    eager = True
+
+    def centre(self) -> Optional[str]:
+        return self.a or None
+
+    def make(self, session: Any) -> Directions:
+        pa, pb = load_points([self.a, self.b], session, trust=self.trust)
+        d = interpolation_direction(pa, pb)
+        return Directions(d, np.array([[0.0], [1.0]]), pad_abs=0.5, files_sha256=(pb.sha256,))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Optional
+from typing import Dict, Optional
 
 import torch
 from torch import nn
@@ -22,6 +22,7 @@ from .errors import LandscapeError, SpecError
 from .models import ModelSpec, model_from_spec
 from .objective import Objective
 from .params import ParamSpace
+from .specs import check_recorded_spec
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -80,20 +81,28 @@ def open_session(checkpoint: Optional[str] = None, *, model: Optional[str] = Non
                  device: Optional[str] = None, dtype: str = "float32", bn_mode: str = "eval",
                  trust: bool = False, width: Optional[float] = None,
                  num_classes: Optional[int] = None, need_data: bool = True,
-                 init_seed: Optional[int] = None) -> Session:
+                 init_seed: Optional[int] = None,
+                 data_cache: Optional[Dict[str, Dataset]] = None) -> Session:
     """Load everything an analysis needs. Without ``checkpoint``, a fresh model seeded by
-    ``init_seed`` (or ``seed``) is used: useful for first-step probes from initialisation."""
+    ``init_seed`` (or ``seed``) is used: useful for first-step probes from initialisation.
+    ``data_cache`` (spec -> Dataset) lets several sessions of one run share their data
+    (:meth:`landscape.runs.Run.session_at`)."""
     if dtype not in DTYPES:
         raise SpecError(f"unknown dtype {dtype!r}; choose float32 or float64")
+    if int(batch_size) < 1:
+        raise SpecError(f"batch_size must be at least 1 (got {batch_size})")
+    if subset is not None and int(subset) < 1:
+        raise SpecError(f"subset must be at least 1 sample (got {subset}); leave it unset for the whole set")
     distributed.init_from_env(device)
     ck = load_checkpoint(checkpoint, trust=trust) if checkpoint else None
     meta = ck.meta if ck else {}
-    data_spec = data or meta.get("data")
-    ds = load_data(data_spec) if (data_spec or (need_data and not ck)) else None
+    data_spec = data or _recorded(meta, "data", ck, trust)
+    ds = _cached_data(data_spec, data_cache) if (data_spec or (need_data and not ck)) else None
     if need_data and ds is None:
         raise SpecError("this checkpoint does not record its data set; pass --data (e.g. cifar10:/path)")
     loss_name = loss or meta.get("loss") or "ce"
-    net, mspec = _model(ck, model, ds, width, num_classes, init_seed if init_seed is not None else seed)
+    net, mspec = _model(ck, model, ds, width, num_classes, init_seed if init_seed is not None else seed,
+                        trust=trust)
     if ck is not None and ck.module is None:
         load_into(net, ck.state_dict, where=ck.path)
     space = ParamSpace.from_model(net)
@@ -111,13 +120,33 @@ def open_session(checkpoint: Optional[str] = None, *, model: Optional[str] = Non
     return Session(ck, net, mspec, ds, loss_name, train, test, opt, space)
 
 
+def _cached_data(spec: Optional[str], cache: Optional[Dict[str, Dataset]]) -> Dataset:
+    """``load_data(spec)``, through ``cache`` when one is given."""
+    if cache is None:
+        return load_data(spec)
+    key = spec or ""
+    if key not in cache:
+        cache[key] = load_data(spec)
+    return cache[key]
+
+
+def _recorded(meta: dict, what: str, ck: Optional[Checkpoint], trust: bool) -> Optional[str]:
+    """A data spec recorded in the checkpoint, refused when it would import code untrusted."""
+    spec = meta.get(what)
+    if spec is None or ck is None:
+        return None
+    return check_recorded_spec(spec, what=what, source=ck.path, trust=trust)
+
+
 def _model(ck: Optional[Checkpoint], spec: Optional[str], ds: Optional[Dataset],
-           width: Optional[float], num_classes: Optional[int], seed: int) -> tuple:
+           width: Optional[float], num_classes: Optional[int], seed: int, *, trust: bool = False) -> tuple:
     if ck is not None and ck.module is not None and spec is None:
         return copy.deepcopy(ck.module), None
     recorded = (ck.meta.get("model") if ck else None) if spec is None else None
+    if isinstance(recorded, str):  # safetensors metadata holds plain strings
+        spec, recorded = check_recorded_spec(recorded, what="model", source=ck.path, trust=trust), None
     if recorded:
-        ms = ModelSpec.from_json(recorded)
+        ms = _recorded_model(recorded, ck, trust)
     elif spec:
         if ds is None and not num_classes:
             raise SpecError("pass --data (or --num-classes) so the model's input and output sizes are known")
@@ -128,6 +157,17 @@ def _model(ck: Optional[Checkpoint], spec: Optional[str], ds: Optional[Dataset],
     torch.manual_seed(seed)
     net = model_from_spec(ms)
     return net, ms
+
+
+def _recorded_model(recorded: object, ck: Checkpoint, trust: bool) -> ModelSpec:
+    """The model entry landscape recorded in a checkpoint, checked before anything is built."""
+    try:
+        ms = ModelSpec.from_json(recorded)  # type: ignore[arg-type]
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise SpecError(f"{ck.path} records an invalid model entry ({type(exc).__name__}); "
+                        "pass --model yourself") from None
+    check_recorded_spec(ms.spec, what="model", source=ck.path, trust=trust)
+    return ms
 
 
 def _check_output(obj: Objective, ds: Dataset) -> None:

@@ -22,6 +22,28 @@ def is_factory_spec(head: str) -> bool:
     return head.endswith(".py") or "." in head or "/" in head
 
 
+def imports_code(spec: str) -> bool:
+    """Whether resolving ``spec`` would import Python code (a user file, a module, torchvision)."""
+    head, _ = split_spec(spec)
+    return head == "torchvision" or is_factory_spec(head)
+
+
+def check_recorded_spec(spec: Any, *, what: str, source: str, trust: bool) -> str:
+    """Refuse a spec read from a file's metadata when it would import code, unless trusted.
+
+    Specs that import code (``file.py:fn``, ``pkg.mod:fn``, ``torchvision:...``) are honoured from
+    the command line or Python arguments only: a checkpoint or HDF5 file that merely *records*
+    one could otherwise make landscape run code just by being opened. ``trust`` (the
+    ``--trust-checkpoint`` flag) lifts this for files the user trusts.
+    """
+    if not isinstance(spec, str) or not spec:
+        raise SpecError(f"{source} records an invalid {what} spec {spec!r}; pass --{what} yourself")
+    if imports_code(spec) and not trust:
+        raise SpecError(f"{source} records the {what} spec {spec!r}, which would import and run code; "
+                        f"pass --{what} yourself, or --trust-checkpoint if you trust this file")
+    return spec
+
+
 def resolve_factory(spec: str) -> Any:
     """Import ``file.py:attr`` or ``package.module:attr`` and return the attribute."""
     head, attr = split_spec(spec)

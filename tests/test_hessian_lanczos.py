@@ -38,7 +38,12 @@ def test_top5_and_smallest_match_dense(dense, case, loss):
     V = top.eigenvectors.double()
     true_res = (V @ H - torch.tensor(top.eigenvalues, dtype=torch.float64)[:, None] * V).norm(dim=1)
     assert torch.allclose(true_res, torch.tensor(top.residuals, dtype=torch.float64), atol=1e-9 * lam_max)
-    assert max(top.residuals) <= 1e-6 * lam_max * 1.0001
+    # converged by the default criterion: every eigenvalue's error bound ≤ tol·λ_max, and it holds
+    err = (torch.tensor(top.eigenvalues, dtype=torch.float64) - evals.flip(0)[:5]).abs()
+    assert top.criterion == "values" and max(top.error_bounds) <= 1e-6 * lam_max * 1.0001
+    assert bool((err <= torch.tensor(top.error_bounds, dtype=torch.float64)).all())
+    vec = top_eigen(obj, k=5, tol=1e-6, seed=1, converge="vectors")
+    assert vec.converged and max(vec.residuals) <= 1e-6 * lam_max * 1.0001
     low = top_eigen(obj, k=1, which="SA", tol=1e-6, seed=2, max_iter=400)
     assert abs(low.eigenvalues[0] - float(evals[0])) <= 1e-3 * lam_max
 
@@ -138,3 +143,92 @@ def test_seeded_and_reports_nonconvergence():
     assert not a.converged and a.matvecs == 10
     with pytest.raises(ValueError):
         eigsh(DenseOperator(A), k=0)
+
+
+# --------------------------------------------------------------- error bounds (issues #19, #22)
+def _spaced_cluster(sep, d=300, seed=0):
+    """Top five eigenvalues 10/(1+sep)^j (neighbours `sep` apart), the rest in [-0.5, 1.5]."""
+    g = torch.Generator().manual_seed(seed)
+    top = [10.0 / (1 + sep) ** j for j in range(5)]
+    bulk = (torch.rand(d - 5, generator=g, dtype=torch.float64) * 2.0 - 0.5).tolist()
+    return _quadratic(top + bulk, seed=seed), torch.tensor(sorted(top + bulk, reverse=True), dtype=torch.float64)
+
+
+def _tight_cluster(sep, d=300, seed=0):
+    """Five eigenvalues within 0.4 % at the top (10, 9.99, ..., 9.96), separated by `sep`·10 from
+    the rest, which decays from 10(1 − sep) to 0 like a Hessian's spectrum."""
+    top = [10.0 * (1 - 1e-3 * j) for j in range(5)]
+    bulk = (10.0 * (1 - sep) * torch.linspace(1, 0, d - 5, dtype=torch.float64) ** 3).tolist()
+    return _quadratic(top + bulk, seed=seed), torch.tensor(sorted(top + bulk, reverse=True), dtype=torch.float64)
+
+
+def _check_bounds(r, exact):
+    err = (torch.tensor(r.eigenvalues, dtype=torch.float64) - exact[: len(r.eigenvalues)]).abs()
+    bounds = torch.tensor(r.error_bounds, dtype=torch.float64)
+    assert bool((err <= bounds).all()), (err, bounds)
+    return err, bounds
+
+
+@pytest.mark.parametrize("sep", [0.01, 0.1, 0.5])
+def test_error_bounds_hold_on_a_five_fold_cluster(sep):
+    for family, blocks in ((_spaced_cluster, (1, 5)), (_tight_cluster, (5,))):
+        A, exact = family(sep)
+        for block in blocks:
+            for tol in (1e-4, 1e-6, 1e-8):
+                r = eigsh(DenseOperator(A), k=5, tol=tol, block=block, max_iter=1000)
+                assert r.converged and r.stopped == "converged" and r.criterion == "values"
+                err, bounds = _check_bounds(r, exact)
+                assert float(bounds.max()) <= tol * 10.0 * 1.01
+                # the bound is informative: much smaller than the residual it starts from
+                assert float(bounds.max()) < max(r.residuals) or max(r.residuals) <= tol * 10
+
+
+def test_bounds_are_quadratic_in_the_residual_not_linear():
+    A, exact = _spaced_cluster(0.5)
+    vals = eigsh(DenseOperator(A), k=5, tol=1e-6)
+    vecs = eigsh(DenseOperator(A), k=5, tol=1e-6, converge="vectors")
+    _check_bounds(vals, exact)
+    _check_bounds(vecs, exact)
+    assert vals.matvecs < vecs.matvecs                   # converging on what is read is cheaper
+    assert max(vecs.residuals) <= 1e-6 * 10.0 * 1.0001
+    assert max(vals.residuals) > 1e-6 * 10.0             # ... because the vectors are not yet that good
+
+
+def test_limits_return_bounds_and_converged_false():
+    A, exact = _tight_cluster(0.1)
+    r = eigsh(DenseOperator(A), k=5, tol=1e-10, max_iter=17)
+    assert not r.converged and r.stopped == "max_hvps" and r.matvecs == 17
+    assert len(r.error_bounds) == 5 and all(b > 0 for b in r.error_bounds)
+    t = eigsh(DenseOperator(A), k=5, tol=1e-14, time_budget=1e-6, max_iter=10_000)
+    assert not t.converged and t.stopped == "time_budget" and t.matvecs == 1   # one product, then over budget
+    js = r.to_json()
+    assert js["converged"] is False and js["stopped"] == "max_hvps" and len(js["error_bounds"]) == 5
+
+
+def test_k_near_dim_is_dense_and_converged_means_the_bound_holds():
+    """#19 item 7: float32, k = d and k = 40 of a rank-deficient Hessian: no `or m >= d`."""
+    obj = objective_for("mlp_relu", dtype=torch.float32)
+    obj64 = objective_for("mlp_relu")
+    H = dense_hessian(obj64)
+    exact = torch.linalg.eigvalsh(H).flip(0)
+    d = obj.dim
+    lam_max = float(exact.abs().max())
+    for k in (d, 40, 20):
+        op = HessianOperator(obj)
+        r = eigsh(op, k=k, tol=1e-4)
+        assert r.method == "dense" and r.matvecs == d == op.hvps
+        err, bounds = _check_bounds(r, exact)
+        assert r.converged == bool(float(bounds.max()) <= 1e-4 * max(abs(x) for x in r.eigenvalues))
+        assert r.converged                                  # float32 products are good to ~1e-6 here
+        assert float(err.max()) <= 1e-5 * lam_max
+        # the k-th largest is the k-th largest, not the most negative eigenvalue
+        assert r.eigenvalues[-1] == pytest.approx(float(exact[k - 1]), abs=1e-5 * lam_max)
+    tight = eigsh(HessianOperator(obj), k=d, tol=1e-12)     # below float32's rounding: honest False
+    assert not tight.converged and tight.stopped == "basis"
+
+
+def test_full_basis_lanczos_does_not_claim_convergence_it_has_not_reached():
+    A = _quadratic([1.0 + 1e-3 * i for i in range(30)], seed=7).float()
+    r = eigsh(DenseOperator(A), k=5, tol=1e-12, max_basis=30)
+    assert r.matvecs >= 30 and not r.converged
+    assert max(r.error_bounds) > 1e-12 * max(r.eigenvalues)

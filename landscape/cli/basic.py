@@ -1,4 +1,4 @@
-"""``landscape inspect`` and ``landscape train``."""
+"""``landscape train``."""
 
 from __future__ import annotations
 
@@ -8,25 +8,9 @@ from typing import Optional
 import click
 
 from ..data import load_data
-from ..inspect import inspect_checkpoint
 from ..optim import FAMILIES, SCHEDULERS
-from ..results import write_json
 from ..train import TrainConfig, train
 from . import main
-from .common import analysis_options, pop_session_kwargs
-
-
-@main.command("inspect")
-@click.argument("checkpoint", type=click.Path())
-@analysis_options
-@click.option("--json", "json_path", default=None, help="Write the result as JSON to PATH (- for stdout).")
-def inspect_cmd(checkpoint: str, json_path: Optional[str], **kwargs) -> None:
-    """Architecture, parameter count, optimizer settings, epoch, train/test loss and accuracy."""
-    report = inspect_checkpoint(checkpoint, **pop_session_kwargs(kwargs))
-    if json_path:
-        write_json(report, json_path)
-    if json_path != "-":
-        click.echo(report.summary())
 
 
 @main.command("train")

@@ -79,6 +79,7 @@ class HessianOperator(LinearOperator):
         self.objective = objective
         self.theta = (objective.theta0 if theta is None else theta).detach().to(
             device=objective.device, dtype=objective.dtype)
+        objective.require_finite(self.theta)
         self._graphs: Optional[_GradientGraphs] = None
         if method in ("auto", "cached"):
             budget = cache_budget if cache_budget is not None else default_cache_budget(objective.device)

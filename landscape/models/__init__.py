@@ -17,15 +17,15 @@ from torch import nn
 
 from ..errors import SpecError
 from ..specs import is_factory_spec, parse_kwargs, resolve_factory, split_spec
-from . import cifar_resnet, densenet, resnet_cifar, small, vgg
+from . import densenet, resnet_cifar_he, resnet_cifar_wide, small, vgg
 
 # name -> (factory, takes input_shape instead of in_channels)
 REGISTRY: Dict[str, Tuple[Callable[..., nn.Module], bool]] = {
-    "resnet18": (cifar_resnet.resnet18, False),
-    "resnet34": (cifar_resnet.resnet34, False),
-    "resnet20": (resnet_cifar.resnet20, False),
-    "resnet32": (resnet_cifar.resnet32, False),
-    "resnet56": (resnet_cifar.resnet56, False),
+    "resnet18": (resnet_cifar_wide.resnet18, False),
+    "resnet34": (resnet_cifar_wide.resnet34, False),
+    "resnet20": (resnet_cifar_he.resnet20, False),
+    "resnet32": (resnet_cifar_he.resnet32, False),
+    "resnet56": (resnet_cifar_he.resnet56, False),
     "densenet121": (densenet.densenet121, False),
     "vgg11": (vgg.vgg11_bn, False),
     "vgg16": (vgg.vgg16_bn, False),

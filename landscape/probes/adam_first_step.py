@@ -34,11 +34,13 @@ import torch
 from torch import nn
 
 from ..errors import LandscapeError
+from ..hessian.stability import stability, synthetic_state
+from ..hessian.verdict import TopEigen
+from ..hessian.verdict import top_eigenpair as top_eigen
 from ..losses import get_loss, mean_loss
 from ..objective import Evaluation, Objective
 from ..progress import progress
 from ..session import Session
-from ._curvature import TopEigen, stability, synthetic_state, top_eigen
 from .activations import ActivationStats, OutputStats, activation_stats, bn_shift, output_stats
 from .first_step_causes import adam_causes, mechanism
 
@@ -457,9 +459,9 @@ def _other_verdict(o: StepReport, sgd: StepReport, steps: int) -> str:
 # ------------------------------------------------------------------- probe
 def _step1_preconditioner(obj: Objective, state1: dict) -> torch.Tensor:
     """Adam's P right after step 1, from the optimizer's real state through the one definition
-    (:func:`landscape.hessian.preconditioner.preconditioner_diag`): (1 − β₁)(|g| + ε)."""
+    (:func:`landscape.optim.families.preconditioner_diag`): (1 − β₁)(|g| + ε)."""
     from ..checkpoint import map_optimizer_state
-    from ..hessian.preconditioner import preconditioner_diag
+    from ..optim.families import preconditioner_diag
 
     return preconditioner_diag(map_optimizer_state(state1, obj.space, "adam"), obj.space)
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -34,14 +33,15 @@ import torch
 
 from ..checkpoint import load_checkpoint, load_into
 from ..errors import LandscapeError
+from ..hessian.analyze import top_eigen as _top_eigen
+from ..hessian.batch_sharpness import train_batch_size
+from ..hessian.verdict import TopEigen, curvature_verdict
 from ..progress import progress
+from ..runs import open_run, position_from_name
 from ..session import Session, open_session
 from ..train import TrainState, checkpoint_payload, read_log, write_payload
-from ._curvature import preconditioner, stability, top_eigen
 
 MAD_SCALE = 1.4826  # MAD → standard deviation for Gaussian noise
-_EPOCH_IN_NAME = re.compile(r"(?:epoch|ep)[_\-]?(\d+)", re.IGNORECASE)
-_CKPT_SUFFIXES = (".pt", ".pth", ".ckpt", ".tar", ".safetensors", ".bin")
 
 
 # ================================================================ detection
@@ -77,15 +77,17 @@ class Spike:
 
 def spike_score(values: Sequence[float], i: int, *, cfg: DetectorConfig = DetectorConfig()) -> Tuple[float, float, float]:
     """``(baseline, scale, score)`` of ``values[i]`` against the ``cfg.window`` finite values before it
-    (NaN score when fewer than ``cfg.min_history`` are available; inf for a non-finite value)."""
+    (NaN score when fewer than ``cfg.min_history`` are available; inf for a non-finite value after
+    at least one finite value, however short the history: a divergence is always an event)."""
     past = [v for v in values[max(0, i - cfg.window):i] if math.isfinite(v)]
-    if len(past) < cfg.min_history:
+    x = values[i]
+    if not past or (len(past) < cfg.min_history and math.isfinite(x)):
         return float("nan"), float("nan"), float("nan")
+    # a non-finite loss after any finite one is a divergence: an event even with a short history
     t = torch.tensor(past, dtype=torch.float64)
     base = float(t.median()) if len(past) % 2 else float(t.quantile(0.5))
     mad = float((t - base).abs().quantile(0.5))
     scale = max(MAD_SCALE * mad, cfg.floor * abs(base), 1e-12)
-    x = values[i]
     if not math.isfinite(x):
         return base, scale, math.inf
     return base, scale, (x - base) / scale
@@ -220,27 +222,9 @@ class SpikeSaver:
 
 # ======================================================= checkpoint probing
 def find_checkpoints(run_dir: str | Path) -> Dict[int, Path]:
-    """``{epoch: path}`` for the checkpoint files of a run folder; the epoch comes from the file
-    name (``epoch_012.pt``, ``ep12``) or, failing that, from the checkpoint itself (files named by
-    step only, like ``step_000500.pt``, are skipped)."""
-    root = Path(run_dir)
-    if not root.is_dir():
-        raise LandscapeError(f"run folder not found: {root}")
-    found: Dict[int, Path] = {}
-    for p in sorted(root.iterdir()):
-        if not p.is_file() or not p.name.lower().endswith(_CKPT_SUFFIXES):
-            continue
-        m = _EPOCH_IN_NAME.search(p.stem)
-        if m:
-            found.setdefault(int(m.group(1)), p)
-        elif "step" not in p.name.lower() and "iter" not in p.name.lower():
-            try:
-                ep = load_checkpoint(p).epoch
-            except Exception:  # not a checkpoint after all
-                continue
-            if ep is not None:
-                found.setdefault(int(ep), p)
-    return dict(sorted(found.items()))
+    """``{epoch: path}`` for the checkpoint files of a run folder, in epoch order (the epoch
+    parsed from the name, or read from the file; see :func:`landscape.runs.open_run`)."""
+    return open_run(run_dir).by_epoch
 
 
 def _line_minimum(alphas: Sequence[float], losses: Sequence[float]) -> float:
@@ -521,14 +505,15 @@ def probe_checkpoint(path: Path, epoch: int, role: str, event_epoch: float, *, p
     g = obj.grad(theta)
     gg = float(g @ g)
     dirc = float(g @ obj.hvp(g, theta)) / gg if gg > 0 else float("nan")
-    lam = top_eigen(obj, theta, tol=cfg.tol, seed=cfg.seed) if cfg.hessian else None
+    top = _top_eigen(obj, k=1, tol=cfg.tol, seed=cfg.seed, theta=theta) if cfg.hessian else None
+    lam = TopEigen.of(top) if top is not None else None
     thr = ratio = pre_val = pre_thr = pre_ratio = st_json = None
     if lam is not None and lr is not None:
-        p = preconditioner(s.optimizer, obj.space)
-        if p is not None:
-            pre_val = top_eigen(obj, theta, p_diag=p, tol=cfg.tol, seed=cfg.seed).value
-        st = stability(s.optimizer, lr=lr, lambda_max=lam.value, preconditioned_lambda_max=pre_val)
-        st_json = st.to_json()
+        ck = s.checkpoint
+        verdict = curvature_verdict(obj, s.optimizer, lr=lr, tol=cfg.tol, seed=cfg.seed, theta=theta, top=top,
+                                    train_batch_size=train_batch_size(ck.meta if ck else None))
+        st, pre_val = verdict.stability, verdict.preconditioned_lambda_max
+        st_json = verdict.to_json()
         if st.on == "H":
             thr, ratio = st.threshold, st.ratio
         else:
@@ -564,8 +549,7 @@ def probe_checkpoint(path: Path, epoch: int, role: str, event_epoch: float, *, p
 
 
 def _epoch_of(path: Path) -> Optional[int]:
-    m = _EPOCH_IN_NAME.search(path.stem)
-    return int(m.group(1)) if m else None
+    return position_from_name(path.name)[0]
 
 
 def _events(spikes: Sequence[Spike], osc: Oscillation, at: Sequence[int], max_events: int) -> List[dict]:
@@ -601,7 +585,9 @@ def probe_spikes(run_dir: str | Path, *, log_path: Optional[str | Path] = None,
     root = Path(run_dir)
     log_file = Path(log_path) if log_path else root / "log.csv"
     log = tuple(read_log(log_file))
-    if not log or "test_loss" not in log[0]:
+    if not log:
+        raise LandscapeError(f"{log_file} has no rows yet: nothing to detect (it holds only a header or is empty)")
+    if "test_loss" not in log[0]:
         raise LandscapeError(f"{log_file} has no test_loss column (columns: epoch, train_loss, test_loss[, lr])")
     epochs = [float(r.get("epoch", i)) for i, r in enumerate(log)]
     values = [float(r["test_loss"]) if isinstance(r["test_loss"], float) else float("nan") for r in log]

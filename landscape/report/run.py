@@ -10,7 +10,6 @@ Stability") plots λ_max and the optimizer's stability threshold (2/η for GD) b
 from __future__ import annotations
 
 import csv
-import re
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
@@ -18,6 +17,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from .. import runs
 from ..errors import LandscapeError
 from .common import (
     COLORS,
@@ -33,8 +33,6 @@ from .common import (
     plain,
     provenance_from,
 )
-
-_CKPT = re.compile(r"(?:epoch|ep|step)[_\-]?(\d+)\.(?:pt|pth|ckpt|safetensors)$", re.IGNORECASE)
 
 
 def read_csv(path: Path) -> Dict[str, np.ndarray]:
@@ -54,8 +52,19 @@ def read_csv(path: Path) -> Dict[str, np.ndarray]:
 
 
 def is_run_dir(path: Path) -> bool:
-    return path.is_dir() and ((path / "log.csv").is_file() or (path / "sharpness.csv").is_file()
-                              or any(_CKPT.search(p.name) for p in path.iterdir()))
+    return runs.is_run_dir(path) or (path.is_dir() and (path / "sharpness.csv").is_file())
+
+
+def log_columns(log: Optional[runs.RunLog]) -> Dict[str, np.ndarray]:
+    """A run log (any format :mod:`landscape.runs` reads) as numeric columns."""
+    if log is None or not log.rows:
+        return {}
+    cols: Dict[str, np.ndarray] = {}
+    for key in log.columns:
+        vals = [fnum(r.get(key)) for r in log.rows]
+        if any(v is not None for v in vals):
+            cols[key] = np.array([np.nan if v is None else v for v in vals])
+    return cols
 
 
 def curves_figure(log: Mapping[str, np.ndarray], *, title: str) -> Optional[FigureBlock]:
@@ -68,13 +77,14 @@ def curves_figure(log: Mapping[str, np.ndarray], *, title: str) -> Optional[Figu
     show_lr = lr is not None and np.isfinite(lr).any() and np.nanmax(lr) != np.nanmin(lr)
     titles = ["loss", "accuracy"] + (["learning rate"] if show_lr else [])
     fig = make_subplots(rows=1, cols=len(titles), subplot_titles=titles, horizontal_spacing=0.08)
-    for split in ("train", "test"):
+    for split in ("train", "val", "test"):
         for col, what in ((1, "loss"), (2, "acc")):
             key = f"{split}_{what}"
             if key in log:
                 fig.add_trace(go.Scatter(x=plain(x), y=plain(log[key]), mode="lines+markers",
                                          name=f"{split} {what}", marker={"size": 4},
-                                         line={"color": COLORS[split], "dash": "solid" if what == "loss" else "dot"}),
+                                         line={"color": COLORS.get(split, COLORS["adam"]),
+                                               "dash": "solid" if what == "loss" else "dot"}),
                               row=1, col=col)
     if show_lr:
         fig.add_trace(go.Scatter(x=plain(x), y=plain(lr), mode="lines", name="lr",
@@ -161,7 +171,7 @@ def sharpness_csv_figure(cols: Mapping[str, np.ndarray], *, title: str,
     return FigureBlock(fig.figure, fig.name, cap)
 
 
-def _run_meta(path: Path, ckpts: List[Path]) -> Dict[str, Any]:
+def _run_meta(path: Path, ckpts: Sequence[Path]) -> Dict[str, Any]:
     """Model/data/loss recorded by ``landscape train`` in the last checkpoint (read lazily)."""
     if not ckpts:
         return {}
@@ -179,30 +189,30 @@ def _run_meta(path: Path, ckpts: List[Path]) -> Dict[str, Any]:
             "seed": train.get("seed"), "optimizer": meta.get("optimizer_type"), "lr": train.get("lr")}
 
 
-def _epoch_of(p: Path) -> int:
-    m = _CKPT.search(p.name)
-    return int(m.group(1)) if m else -1
-
-
 def run_section(path: Path, *, label: str) -> Section:
     if not is_run_dir(path):
-        raise LandscapeError(f"{path}: not a run folder (no log.csv, sharpness.csv or epoch_XXX.pt)")
-    ckpts = sorted((p for p in path.iterdir() if _CKPT.search(p.name) and p.name.lower().startswith("ep")),
-                   key=_epoch_of)
+        raise LandscapeError(f"{path}: not a run folder (no log, config, sharpness.csv or epoch/step checkpoints)")
+    run = runs.open_run(path)
+    ckpts = run.ordered
+    epochs = list(run.by_epoch)
     t = f"Run — {label}"
-    log = read_csv(path / "log.csv") if (path / "log.csv").is_file() else {}
+    log = log_columns(run.log)
     sharp = read_csv(path / "sharpness.csv") if (path / "sharpness.csv").is_file() else {}
     meta = _run_meta(path, ckpts)
-    lines = [f"{len(ckpts)} epoch checkpoints" + (f" (epochs {_epoch_of(ckpts[0])}–{_epoch_of(ckpts[-1])})"
-                                                  if ckpts else "")]
+    lines = [f"{len(epochs)} epoch checkpoints" + (f" (epochs {epochs[0]}–{epochs[-1]})" if epochs else "")]
+    if not epochs and ckpts:
+        lines[0] = f"{len(ckpts)} step checkpoints"
     if meta.get("optimizer"):
         lines.append(f"optimizer {meta['optimizer']}, lr {fmt(meta.get('lr'))}")
-    if log and "test_loss" in log:
+    if log and ("test_loss" in log or "val_loss" in log):
         last = {k: v[-1] for k, v in log.items()}
         lines.append("last epoch: " + ", ".join(f"{k} {fmt(last[k])}" for k in
-                                                 ("train_loss", "train_acc", "test_loss", "test_acc") if k in last))
+                                                 ("train_loss", "train_acc", "val_loss", "val_acc",
+                                                  "test_loss", "test_acc") if k in last))
+    if run.log is not None and run.log.format != "landscape":
+        lines.append(f"log: {run.log.path.name} ({run.log.format} format)")
     if not log and not sharp:
-        lines.append("no log.csv or sharpness.csv in this folder: nothing to plot")
+        lines.append("no log (log.csv, metrics.csv) or sharpness.csv in this folder: nothing to plot")
     return Section(
         title=t, kind="run", source=str(path),
         provenance=provenance_from(meta, source=str(path)),
