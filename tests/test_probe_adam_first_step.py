@@ -20,6 +20,7 @@ from landscape.probes.adam_first_step import (
     AdamFirstStepResult,
     FirstStepConfig,
     _run_optimizer,
+    _step1_preconditioner,
     adam_first_step,
     first_batches,
 )
@@ -97,6 +98,10 @@ def test_first_step_matches_hand_computation():
     assert run.adam.grad_norm["after"] == pytest.approx(float(s.train.grad(theta0 + d_adam).norm()), rel=1e-3)
     assert run.adam.logit_scale["after"]["max"] == pytest.approx(
         output_stats(s.train, theta0 + d_adam).max_abs_logit, rel=1e-4)
+    # Adam's P after step 1 through the one definition (optim.families) is (1 − β₁)(|g| + ε)
+    traj = _run_optimizer(s, "adam", lr, [idx], cfg, s.train.evaluate())
+    p1 = _step1_preconditioner(s.train, traj.state1)
+    assert torch.allclose(p1, (0.1 * (g.abs() + eps)).double(), rtol=1e-5, atol=1e-12)
     assert [c["name"] for c in run.causes] == ["softmax_saturation", "output_collapse", "dead_units",
                                                "amplified_coordinates", "curvature_overshoot", "no_recovery"]
 
