@@ -339,23 +339,27 @@ def trajectory_files(items: Sequence[str]) -> List[str]:
 
 # ------------------------------------------------------------------ files
 def read_direction_file(path: str, space: ParamSpace, *, k: int, device: torch.device,
-                        dtype: torch.dtype, buffer_shapes: Optional[Mapping[str, Tuple[int, ...]]] = None
-                        ) -> DirectionSet:
+                        dtype: torch.dtype, buffer_shapes: Optional[Mapping[str, Tuple[int, ...]]] = None,
+                        state_layout: Optional[Sequence[Tuple[str, Tuple[int, ...]]]] = None) -> DirectionSet:
     """Directions from a file; missing parameter names are zero, unknown names are an error.
 
     HDF5: groups ``directions/0``, ``directions/1`` of datasets named by parameter (this package's
     layout), or Li et al.'s ``xdirection``/``ydirection`` groups of datasets ``0, 1, ...`` in
-    ``model.parameters()`` order. ``.pt``: a dict name → tensor (one direction), a list/tuple of such
-    dicts, a dict ``{"0": {...}, "1": {...}}``, or a flat tensor ``(dim,)`` / ``(k, dim)``.
+    ``model.parameters()`` or (given ``state_layout``, the model's ``state_dict()`` names and
+    shapes) ``state_dict()`` order, see :mod:`landscape.formats.li2018`. ``.pt``: a dict name →
+    tensor (one direction), a list/tuple of such dicts, a dict ``{"0": {...}, "1": {...}}``, or a flat tensor ``(dim,)`` / ``(k, dim)``.
     """
     p = Path(path)
     if not p.exists():
         raise LandscapeError(f"--direction-file {path}: no such file")
-    rows = _read_h5_rows(p, space) if p.suffix in (".h5", ".hdf5") else _read_pt_rows(p, space)
+    info: Dict[str, Any] = {"file": str(p), "file_sha256": file_sha256(p)}
+    if p.suffix in (".h5", ".hdf5"):
+        rows = _read_h5_rows(p, space, state_layout=state_layout, info=info)
+    else:
+        rows = _read_pt_rows(p, space)
     dset = directions_from_rows(rows, space, k=k, device=device, dtype=dtype, buffer_shapes=buffer_shapes,
                                 where=f"--direction-file {path}")
-    return DirectionSet(dset.vectors, "file", "none", True, dset.buffer_vectors,
-                        {"file": str(p), "file_sha256": file_sha256(p)})
+    return DirectionSet(dset.vectors, "file", "none", True, dset.buffer_vectors, info)
 
 
 def directions_from_rows(rows: Sequence[Mapping[str, torch.Tensor]], space: ParamSpace, *, k: int,
@@ -392,26 +396,30 @@ def h5_direction_rows(group: Any) -> List[Dict[str, torch.Tensor]]:
     return [{n: torch.from_numpy(np.asarray(group[i][n])) for n in group[i]} for i in sorted(group, key=int)]
 
 
-def _read_h5_rows(p: Path, space: ParamSpace) -> List[Dict[str, torch.Tensor]]:
+def _read_h5_rows(p: Path, space: ParamSpace, *, state_layout: Optional[Sequence[Tuple[str, Tuple[int, ...]]]] = None,
+                  info: Optional[Dict[str, Any]] = None) -> List[Dict[str, torch.Tensor]]:
     import h5py
+
+    from .formats import li2018
 
     try:
         with h5py.File(p, "r") as f:
             if "directions" in f:
                 return h5_direction_rows(f["directions"])
-            rows = []
-            for key in ("xdirection", "ydirection"):
-                if key in f:
-                    ds = [torch.from_numpy(np.asarray(f[key][str(j)])) for j in range(len(f[key]))]
-                    if len(ds) != len(space.names):
-                        raise LandscapeError(f"{p}: {key} has {len(ds)} tensors, the model has "
-                                             f"{len(space.names)} parameters")
-                    rows.append(dict(zip(space.names, ds)))
-            if not rows:
+            if not li2018.is_li_direction_file(tuple(f.keys())):
                 raise LandscapeError(f"{p}: no 'directions' or 'xdirection' group")
-            return rows
+            groups = li2018.read_direction_groups(f)
     except OSError as exc:
         raise LandscapeError(f"cannot read {p}: {exc}") from None
+    params = list(zip(space.names, (tuple(s) for s in space.shapes)))
+    rows, kinds = [], set()
+    for key, tensors in zip(("xdirection", "ydirection"), groups):
+        named, kind = li2018.map_direction_tensors(tensors, params=params, states=state_layout, where=f"{p}: {key}")
+        rows.append({n: torch.from_numpy(np.array(t)) for n, t in named.items()})
+        kinds.add(kind)
+    if info is not None:
+        info["file_format"] = f"Li et al. (2018) direction file ({'/'.join(sorted(kinds))} order)"
+    return rows
 
 
 def _read_pt_rows(p: Path, space: ParamSpace) -> List[Dict[str, torch.Tensor]]:
@@ -552,7 +560,8 @@ class FileSource(DirectionSource):
         obj = session.train
         shapes = {n: tuple(b.shape) for n, b in _float_buffers(obj.model).items()}
         d = read_direction_file(self.path, session.space, k=self.k, device=obj.theta0.device,
-                                dtype=obj.theta0.dtype, buffer_shapes=shapes)
+                                dtype=obj.theta0.dtype, buffer_shapes=shapes,
+                                state_layout=[(n, tuple(t.shape)) for n, t in obj.model.state_dict().items()])
         return Directions(renormalise(d, obj.theta0, session.space, self.norm, self.include_bn))
 
 

@@ -37,7 +37,7 @@ from ..errors import LandscapeError
 from ..hessian.stability import stability, synthetic_state
 from ..hessian.verdict import TopEigen
 from ..hessian.verdict import top_eigenpair as top_eigen
-from ..losses import get_loss, mean_loss
+from ..losses import get_loss
 from ..objective import Evaluation, Objective
 from ..progress import progress
 from ..session import Session
@@ -204,8 +204,8 @@ def _with_loss(obj: Objective, model: nn.Module, loss: str) -> Objective:
     """``obj``'s evaluation set, batches and BatchNorm mode under another loss convention."""
     if loss == obj.loss_name:
         return obj
-    return Objective(model, obj.x, obj.y, loss=loss, batch_size=obj.batch_size, bn_mode=obj.bn_mode,
-                     device=obj.device, dtype=obj.dtype, shard=obj.shard)
+    return Objective(model, obj.x, obj.y, loss=loss, output_fn=obj.output_fn, batch_size=obj.batch_size,
+                     bn_mode=obj.bn_mode, device=obj.device, dtype=obj.dtype, shard=obj.shard)
 
 
 def _objective_for(obj: Objective, model: nn.Module) -> Objective:
@@ -213,7 +213,7 @@ def _objective_for(obj: Objective, model: nn.Module) -> Objective:
     else a new one that holds the copy's running statistics (``bn_mode="eval"``)."""
     if obj.bn_mode == "train" or not _has_bn_buffers(model):
         return obj
-    return Objective(model, obj.x, obj.y, loss=obj.loss_name, batch_size=obj.batch_size,
+    return Objective(model, obj.x, obj.y, loss=obj.loss_fn, output_fn=obj.output_fn, batch_size=obj.batch_size,
                      bn_mode="eval", device=obj.device, dtype=obj.dtype, shard=obj.shard)
 
 
@@ -222,8 +222,8 @@ def _eval_mode(obj: Objective, model: nn.Module) -> Tuple[Objective, torch.Tenso
     if not _has_bn_buffers(model) or obj.bn_mode == "eval":
         ev = _objective_for(obj, model)
         return ev, _flat(obj, model)
-    ev = Objective(model, obj.x, obj.y, loss=obj.loss_name, batch_size=obj.batch_size, bn_mode="eval",
-                   device=obj.device, dtype=obj.dtype, shard=obj.shard)
+    ev = Objective(model, obj.x, obj.y, loss=obj.loss_fn, output_fn=obj.output_fn, batch_size=obj.batch_size,
+                   bn_mode="eval", device=obj.device, dtype=obj.dtype, shard=obj.shard)
     return ev, ev.theta0
 
 
@@ -276,7 +276,7 @@ def _run_optimizer(session: Session, name: str, lr: float, batches: List[torch.T
     for t, idx in enumerate(batches):
         xb, yb = obj.x[idx.to(obj.device)], obj.y[idx.to(obj.device)]
         opt.zero_grad(set_to_none=True)
-        loss = mean_loss(obj.loss_name, model(xb), yb)
+        loss = obj.loss_fn.mean(obj.output_fn(model(xb)), yb)
         loss.backward()
         if t == 0:
             grad = _flat(obj, model, grads=True).clone()
@@ -492,9 +492,10 @@ def adam_first_step(session: Session, cfg: FirstStepConfig) -> AdamFirstStepResu
         raise LandscapeError(f"--lr must be positive (got {bad[0]})")
     if not 0 < cfg.small_grad < 1:
         raise LandscapeError(f"the small-gradient threshold must be in (0, 1) (got {cfg.small_grad})")
+    for name in cfg.losses:
+        if name != session.train.loss_name:
+            get_loss(name)  # a loss convention by name (the session's own loss may be any criterion)
     losses = tuple(dict.fromkeys(cfg.losses)) or (session.train.loss_name,)
-    for name in losses:
-        get_loss(name)
     base = session.train
     theta0 = base.theta0
     batches = first_batches(base.n, batch_size=cfg.batch_size, steps=cfg.steps, seed=cfg.seed)

@@ -67,6 +67,8 @@ class Surface:
         lines = [f"{self.dirs}-D slice, {shape} points, {int(self.computed.sum())} computed"
                  + (f" ({self.stats.get('computed_now', 0)} now, {self.stats.get('seconds', 0):.1f} s)"
                     if self.stats else "")]
+        if isinstance(self.directions, dict) and self.directions.get("file_format"):
+            lines.append(f"directions: {self.directions.get('file')} read as a {self.directions['file_format']}")
         c = self.centre()
         if c:
             lines.append("centre: " + ", ".join(f"{k} {v:.6g}" for k, v in c.items()))
