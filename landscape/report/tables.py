@@ -189,7 +189,8 @@ _LATEX_TEXT = {
     "ᵀ": r"$^{\top}$", "²": r"$^2$", "⁴": r"$^4$", "⁻": r"$^-$", "°": r"$^\circ$",
 }
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                  "|": r"\textbar{}", "<": r"\textless{}", ">": r"\textgreater{}"}
 
 
 _LATEX_LABELS = {
