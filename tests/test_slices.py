@@ -443,3 +443,16 @@ def test_a_252_character_file_name_works_and_resumes(digits_run, tmp_path):
     res = _digits_slice(digits_run, out)
     assert res.exit_code == 0 and "(1 now" in res.output, res.output
     assert read_surface(out).computed.all()
+
+
+class _Payload:
+    def __reduce__(self):
+        return (print, ("payload ran",))
+
+
+def test_direction_file_with_python_objects_names_the_flag(digits_run, tmp_path):
+    bad = tmp_path / "dirs.pt"
+    torch.save({"features.0.weight": _Payload()}, bad)
+    res = _digits_slice(digits_run, tmp_path / "s.h5", "--direction", "file", "--direction-file", bad)
+    _one_line_error(res, "--trust-checkpoint", "dirs.pt")
+    assert "payload ran" not in res.output
