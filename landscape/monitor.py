@@ -217,17 +217,18 @@ class Monitor:
         >>> x, y = torch.randn(64, 4), torch.randint(0, 3, (64,))
         >>> opt = torch.optim.SGD(model.parameters(), lr=0.1)
         >>> out = tempfile.mkdtemp()
-        >>> with Monitor(model, opt, train=(x, y), loss=nn.CrossEntropyLoss(), out=out, every=5) as mon:
+        >>> with Monitor(model, opt, train=(x, y), loss=nn.CrossEntropyLoss(), out=out, every=5,
+        ...              batch_size=16) as mon:
         ...     for epoch in range(2):
         ...         for a in range(0, 64, 16):
         ...             opt.zero_grad()
         ...             loss = nn.functional.cross_entropy(model(x[a:a + 16]), y[a:a + 16])
         ...             loss.backward()
         ...             opt.step()
-        ...             mon.step(loss=loss.item())
-        ...         mon.epoch(epoch, test_loss=1.0)
-        >>> [int(r["step"]) for r in mon.sharpness_rows]
-        [1, 5]
+        ...             _ = mon.step(loss=loss.item())    # returns the sharpness.csv row when measured
+        ...         _ = mon.epoch(epoch, test_loss=1.0)   # returns the log.csv row
+        >>> [(r["step"], r["threshold"], r["on"]) for r in mon.sharpness_rows]
+        [(1, 20.0, 'batch sharpness'), (5, 20.0, 'batch sharpness')]
         >>> sorted(p.name for p in __import__("pathlib").Path(out).iterdir())
         ['log.csv', 'sharpness.csv']
     """
