@@ -19,7 +19,20 @@ from ..errors import LandscapeError
 
 
 class LandscapeGroup(click.Group):
-    """A click group that reports errors in one line instead of a traceback."""
+    """A click group that reports errors in one line instead of a traceback, and lists its
+    commands with the whole first paragraph of their help (click cuts it at ~45 characters)."""
+
+    group_class = type  # sub-groups (``probe``) list their commands the same way
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.get_command(ctx, name)
+            if cmd is not None and not cmd.hidden:
+                rows.append((name, cmd.short_help or _first_paragraph(cmd.help or "")))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def main(self, args: Optional[List[str]] = None, *a: Any, **kw: Any) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
@@ -50,17 +63,25 @@ class LandscapeGroup(click.Group):
             sys.exit(1)
 
 
+def _first_paragraph(text: str) -> str:
+    """The first paragraph of a help text on one line (no cut at "et al." or "...")."""
+    return " ".join(text.strip().split("\n\n")[0].split())
+
+
 @click.group(cls=LandscapeGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="landscape")
 def main() -> None:
     """landscape — loss-landscape geometry for deep-learning checkpoints.
 
-    Add --debug anywhere to see a Python traceback on errors.
+    Start with `landscape demo`: it trains small runs on the bundled digits, runs every analysis
+    and writes one report. Every command takes --help; add --debug anywhere to see a Python
+    traceback on errors; LANDSCAPE_PROGRESS=0 turns the progress bars off.
     """
 
 
 # Each command family lives in its own module here; a module registers its commands on import.
-COMMAND_MODULES = ("inspection", "basic", "hessian", "slices", "sharpness", "probe", "report", "demo", "toy")
+COMMAND_MODULES = ("inspection", "basic", "hessian", "slices", "sharpness", "probe", "report", "demo", "toy",
+                   "figures")
 
 
 def _register() -> None:
@@ -71,6 +92,22 @@ def _register() -> None:
     for name in COMMAND_MODULES:
         if (here / f"{name}.py").exists():
             importlib.import_module(f"{__name__}.{name}")
+    _add_examples(main, "landscape")
+
+
+def _add_examples(cmd: click.Command, name: str) -> None:
+    """End every command's --help with its example from :mod:`.examples` (unless it has an epilog)."""
+    from .examples import epilog_for
+
+    if isinstance(cmd, click.Group):
+        for sub, child in cmd.commands.items():
+            _add_examples(child, f"{name} {sub}")
+    elif not cmd.epilog:
+        cmd.epilog = epilog_for(name) or None
 
 
 _register()
+
+from .validate import apply_rules  # noqa: E402  (after every command has registered its options)
+
+apply_rules(main)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 
@@ -20,19 +20,22 @@ from ..errors import LandscapeError
 from ..objective import Objective
 from .batch_sharpness import BatchSharpness, batch_sharpness, batch_stability
 from .density import DensityResult, slq
-from .lanczos import EigenResult, eigsh
+from .lanczos import EigenProgress, EigenResult, eigsh
 from .operator import BlockOperator, HessianOperator, LinearOperator, PreconditionedOperator
 from .preconditioner import coupled_weight_decay, is_adaptive, preconditioner_diag
-from .stability import Stability, bn_eval_note, stability
+from .stability import Stability
 from .trace import TraceResult, hutchpp
+from .verdict import CurvatureVerdict, curvature_verdict, describe_objective
 
 
 def top_eigen(objective: Objective, *, k: int = 1, tol: float = 1e-4, seed: int = 0,
               v0: Optional[torch.Tensor] = None, theta: Optional[torch.Tensor] = None,
-              which: str = "LA", method: str = "auto", max_iter: Optional[int] = None) -> EigenResult:
-    """Top-k ('LA') or bottom-k ('SA') eigenpairs of the Objective's Hessian at ``theta``."""
+              which: str = "LA", method: str = "auto", max_iter: Optional[int] = None,
+              converge: str = "values") -> EigenResult:
+    """Top-k ('LA') or bottom-k ('SA') eigenpairs of the Objective's Hessian at ``theta``
+    (``converge``: stop on eigenvalue error bounds, or on eigenvector residuals: "vectors")."""
     op = HessianOperator(objective, theta, method=method)
-    return eigsh(op, k=k, which=which, tol=tol, seed=seed, v0=v0, max_iter=max_iter)
+    return eigsh(op, k=k, which=which, tol=tol, seed=seed, v0=v0, max_iter=max_iter, converge=converge)
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,10 @@ class HessianConfig:
     batch_sharpness: bool = False
     train_batch_size: Optional[int] = None
     batches: int = 20
+    converge: str = "values"
+    max_hvps: Optional[int] = None
+    time_budget: Optional[float] = None
+    block: Union[int, str] = 1
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -124,6 +131,9 @@ class HessianReport:
     provenance: Dict[str, Any] = field(default_factory=dict)
     batch_sharpness: Optional[BatchSharpness] = None
     batch_stability: Optional[Stability] = None
+    top: Optional[EigenResult] = None
+    verdict: Optional[CurvatureVerdict] = None
+    objective: Dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         d: Dict[str, Any] = {
@@ -131,10 +141,16 @@ class HessianReport:
             "residuals": list(self.residuals),
             "converged": self.converged,
         }
+        if self.top is not None:
+            d["error_bounds"] = list(self.top.error_bounds)
+            d["criterion"] = self.top.criterion
+            d["stopped"] = self.top.stopped
+            d["top_hvps"] = self.top.matvecs
         if self.smallest is not None:
             d["smallest_eigenvalue"] = self.smallest.eigenvalues[0]
             d["smallest_residual"] = self.smallest.residuals[0]
             d["smallest_converged"] = self.smallest.converged
+            d["smallest_error_bound"] = self.smallest.error_bounds[0]
         if self.trace is not None:
             d["trace"] = self.trace.trace
             d["trace_stderr"] = self.trace.stderr
@@ -147,7 +163,9 @@ class HessianReport:
             d["preconditioned_eigenvalues"] = list(self.preconditioned.eigenvalues)
             d["preconditioned_residuals"] = list(self.preconditioned.residuals)
             d["preconditioned_converged"] = self.preconditioned.converged
-        d["stability"] = self.stability.to_json()
+            d["preconditioned_error_bounds"] = list(self.preconditioned.error_bounds)
+        d["stability"] = self.verdict.to_json() if self.verdict is not None else self.stability.to_json()
+        d["objectives"] = self._objectives()
         if self.batch_sharpness is not None:
             d["batch_sharpness"] = self.batch_sharpness.to_json()
             d["batch_stability"] = self.batch_stability.to_json() if self.batch_stability is not None else None
@@ -160,11 +178,26 @@ class HessianReport:
         d["provenance"] = dict(self.provenance)
         return d
 
+    def _objectives(self) -> Dict[str, Any]:
+        """Which objective each reported number is on (the verdict's is the training objective)."""
+        evaluated = self.objective.get("description")
+        out: Dict[str, Any] = {"eigenvalues": evaluated}
+        if self.verdict is not None:
+            out["stability"] = self.verdict.objective.get("description")
+            if self.preconditioned is not None:
+                same = self.verdict.same_objective or self.config.preconditioned
+                out["preconditioned_eigenvalues"] = evaluated if same else out["stability"]
+        if self.batch_sharpness is not None and self.verdict is not None:
+            out["batch_sharpness"] = out["stability"]
+        return out
+
     def summary(self) -> str:
         lines = [f"top-{len(self.eigenvalues)} Hessian eigenvalues: "
                  + ", ".join(f"{v:.6g}" for v in self.eigenvalues)
-                 + f"  (max residual {max(self.residuals, default=float('nan')):.2g}, "
-                 f"converged: {self.converged})"]
+                 + (f"  (max error bound {max(self.top.error_bounds, default=float('nan')):.2g}, "
+                    if self.top is not None else "")
+                 + f"{'' if self.top is not None else '  ('}max residual "
+                 f"{max(self.residuals, default=float('nan')):.2g}, converged: {self.converged})"]
         if self.smallest is not None:
             lines.append(f"smallest eigenvalue: {self.smallest.eigenvalues[0]:.6g} "
                          f"(residual {self.smallest.residuals[0]:.2g}, converged: {self.smallest.converged})")
@@ -223,15 +256,26 @@ class _Counting(LinearOperator):
 def analyze_hessian(objective: Objective, optimizer: Optional[OptimizerState] = None,
                     config: HessianConfig = HessianConfig(), *, theta: Optional[torch.Tensor] = None,
                     provenance: Optional[Dict[str, Any]] = None,
-                    tick: Optional[Callable[[str, int], None]] = None) -> HessianReport:
+                    tick: Optional[Callable[[str, int], None]] = None,
+                    status: Optional[Callable[[str, EigenProgress], None]] = None) -> HessianReport:
     """Run the analysis described by ``config`` (module docstring). ``tick(phase, n)`` is called
-    after every ``n`` Hessian-vector products (for a progress display)."""
+    after every ``n`` Hessian-vector products and ``status(phase, progress)`` after every Lanczos
+    iteration (for a progress display with the worst bound and an ETA). ``config.max_hvps`` and
+    ``config.time_budget`` limit each Lanczos run (the budget is for all of them together)."""
     if config.top_k < 1:
         raise LandscapeError("--top-k must be at least 1")
     if config.top_k > objective.dim:
         raise LandscapeError(f"--top-k {config.top_k} exceeds the {objective.dim} parameters")
-    if config.tol <= 0:
+    if not config.tol > 0:
         raise LandscapeError("--tol must be positive")
+    if config.converge not in ("values", "vectors"):
+        raise LandscapeError("--converge must be values or vectors")
+    if config.max_hvps is not None and config.max_hvps < 1:
+        raise LandscapeError("--max-hvps must be at least 1")
+    if config.time_budget is not None and not config.time_budget > 0:
+        raise LandscapeError("--time-budget must be a positive number of seconds")
+    if config.block != "auto" and (isinstance(config.block, str) or int(config.block) < 1):
+        raise LandscapeError("--block must be a positive integer or auto")
     if config.backend == "pyhessian" and config.batch_sharpness:
         raise LandscapeError("--batch-sharpness needs --backend landscape")
     if config.backend == "pyhessian":
@@ -251,13 +295,25 @@ def analyze_hessian(objective: Objective, optimizer: Optional[OptimizerState] = 
     def wrap(op: LinearOperator, phase: str) -> LinearOperator:
         return _Counting(op, lambda n: tick(phase, n)) if tick is not None else op
 
-    top = eigsh(wrap(base, "top eigenvalues"), k=config.top_k, which="LA", tol=config.tol, seed=config.seed)
+    def limits(phase: str) -> Dict[str, Any]:
+        """max_iter / time_budget (what is left of it) / progress callback for one Lanczos run."""
+        out: Dict[str, Any] = {"callback": (lambda p: status(phase, p)) if status is not None else None}
+        if config.max_hvps is not None:
+            out["max_iter"] = config.max_hvps
+        if config.time_budget is not None:
+            out["time_budget"] = max(1e-6, config.time_budget - (time.perf_counter() - t0))
+        return out
+
+    top = eigsh(wrap(base, "top eigenvalues"), k=config.top_k, which="LA", tol=config.tol, seed=config.seed,
+                converge=config.converge, block=config.block, **limits("top eigenvalues"))
     if not top.converged:
-        notes.append(f"top-{config.top_k} Lanczos did not reach tol {config.tol:g} in {top.matvecs} products")
+        what = "error bounds" if top.criterion == "values" else "eigenvector residuals"
+        notes.append(f"top-{config.top_k} Lanczos: {what} did not reach tol {config.tol:g} in {top.matvecs} "
+                     f"products (stopped: {top.stopped})")
     smallest = None
     if config.smallest:
         smallest = eigsh(wrap(base, "smallest eigenvalue"), k=1, which="SA", tol=config.tol,
-                         seed=config.seed + 1, max_iter=max(300, 30))
+                         seed=config.seed + 1, **{"max_iter": 300, **limits("smallest eigenvalue")})
         if not smallest.converged:
             notes.append("smallest eigenvalue not converged (the bottom of a Hessian spectrum is "
                          "crowded; see smallest_residual)")
@@ -267,44 +323,42 @@ def analyze_hessian(objective: Objective, optimizer: Optional[OptimizerState] = 
     per_layer = (per_layer_eigen(wrap(base, "per-layer"), layer_blocks(objective), tol=config.tol,
                                  seed=config.seed) if config.per_layer else None)
 
-    space = objective.space
-    wd = coupled_weight_decay(optimizer, space, dtype=objective.dtype)
-    lam = top.eigenvalues[0]
-    if isinstance(wd, float):
-        lam = lam + wd
-        notes.append(f"coupled weight decay {wd:g}: stability uses λ_max(H + wd·I) = λ_max + wd")
-    elif isinstance(wd, torch.Tensor):
-        shifted = eigsh(wrap(base.with_shift(wd), "H + wd"),
-                        k=1, which="LA", tol=config.tol, seed=config.seed, v0=top.eigenvectors[:1])
-        lam = shifted.eigenvalues[0]
-        notes.append("coupled weight decay differs between parameter groups: stability uses "
-                     f"λ_max(H + diag(wd)) = {lam:.6g}")
-    pre = None
-    if is_adaptive(optimizer) or config.preconditioned:
-        p = preconditioner_diag(optimizer, space, dtype=objective.dtype) if optimizer is not None else None
-        if p is None:
-            notes.append("--preconditioned: the optimizer is not adaptive (P = I); nothing to precondition")
-        else:
-            op = PreconditionedOperator(base.with_shift(wd), p)
-            k = config.top_k if config.preconditioned else 1
-            pre = eigsh(wrap(op, "preconditioned"), k=k, which="LA", tol=config.tol, seed=config.seed)
-            if wd is not None:
-                notes.append("preconditioned eigenvalues include the coupled weight decay: λ(P^-1/2 (H + wd) P^-1/2)")
-    bn_note = bn_eval_note(objective)
-    if bn_note:
-        notes.append(bn_note)
-    stab = stability(optimizer, lr=config.lr, lambda_max=lam,
-                     preconditioned_lambda_max=pre.eigenvalues[0] if pre is not None else None)
+    verdict = curvature_verdict(objective, optimizer, lr=config.lr, tol=config.tol, seed=config.seed,
+                                theta=theta, train_batch_size=config.train_batch_size, method=config.method,
+                                top=top, base=base, wrap=wrap,
+                                preconditioned_k=config.top_k if config.preconditioned else 1)
+    pre = verdict.preconditioned
+    if config.preconditioned:
+        pre = _reported_preconditioned(objective, optimizer, base, verdict, config, wrap, notes)
     bsharp = bstab = None
     if config.batch_sharpness:
         if not config.train_batch_size:
             raise LandscapeError("--batch-sharpness needs the training batch size: pass --train-batch-size "
                                  "(checkpoints of `landscape train` record it)")
-        bsharp = batch_sharpness(objective, batch_size=config.train_batch_size, batches=config.batches,
-                                 seed=config.seed, theta=theta)
+        bsharp = batch_sharpness(verdict.training or objective, batch_size=config.train_batch_size,
+                                 batches=config.batches, seed=config.seed, theta=theta)
         bstab = batch_stability(optimizer, bsharp, lr=config.lr)
     hvps = objective.hvp_count - start + (bsharp.hvps if bsharp is not None else 0)
-    return HessianReport(top.eigenvalues, top.residuals, top.converged, stab, hvps,
+    if not verdict.same_objective:
+        hvps += verdict.hvps
+    return HessianReport(top.eigenvalues, top.residuals, top.converged, verdict.stability, hvps,
                          time.perf_counter() - t0, config, top.eigenvectors, smallest, trace, density,
-                         per_layer, pre if (config.preconditioned or is_adaptive(optimizer)) else None,
-                         objective.dim, objective.n, tuple(notes), dict(provenance or {}), bsharp, bstab)
+                         per_layer, pre, objective.dim, objective.n, tuple(notes), dict(provenance or {}),
+                         bsharp, bstab, top, verdict, describe_objective(objective))
+
+
+def _reported_preconditioned(objective: Objective, optimizer: Optional[OptimizerState], base: HessianOperator,
+                             verdict: CurvatureVerdict, config: HessianConfig,
+                             wrap: Callable[[LinearOperator, str], LinearOperator],
+                             notes: List[str]) -> Optional[EigenResult]:
+    """``--preconditioned``: the top-k of P^{-1/2}(H + wd)P^{-1/2} on the evaluated objective
+    (the verdict's own when that is the training objective)."""
+    if not is_adaptive(optimizer):
+        notes.append("--preconditioned: the optimizer is not adaptive (P = I); nothing to precondition")
+        return None
+    if verdict.same_objective:
+        return verdict.preconditioned
+    p = preconditioner_diag(optimizer, objective.space, dtype=objective.dtype)
+    wd = coupled_weight_decay(optimizer, objective.space, dtype=objective.dtype)
+    op = PreconditionedOperator(base.with_shift(wd), p.to(objective.device))
+    return eigsh(wrap(op, "preconditioned"), k=config.top_k, which="LA", tol=config.tol, seed=config.seed)

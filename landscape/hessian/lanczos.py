@@ -2,15 +2,35 @@
 
 The basis ``Q`` (orthonormal rows) and the products ``W = H Q`` are kept; every iteration solves
 the small projected problem ``G = Q Wᵀ`` (Rayleigh–Ritz, in float64) and computes the *true*
-residuals ``‖H y − θ y‖`` of the wanted Ritz pairs from ``W`` (no extra products). The run stops
-when every wanted residual is at most ``tol · max|θ|`` (a relative residual; the eigenvalue error
-is then at most ``tol·‖H‖`` by the Bauer–Fike / Weyl bound, and usually ~residual²/gap).
+residuals ``r_i = H y_i − θ_i y_i`` of the wanted Ritz pairs from ``W`` (no extra products).
+
+Error bounds (what the user reads is the eigenvalue): for a unit vector y with Rayleigh quotient
+θ and residual ‖r‖ there is an eigenvalue within ‖r‖ of θ, and within ‖r‖²/δ when δ is the
+distance from θ to every *other* eigenvalue (Kato–Temple; Parlett, *The Symmetric Eigenvalue
+Problem*, §11.7). δ is estimated from the Ritz values conservatively: Ritz values from any
+subspace interlace (θ_i ≤ λ_i for the i-th largest, Cauchy), so the eigenvalues above λ_i lie at
+or above θ_{i−1}; the ones below are taken to lie at or below θ_{i+1} + ‖r_{i+1}‖ (the Ritz value
+one past the k-th is computed for this). For a run of close Ritz values (a cluster) the same
+holds with the run's residual matrix and its gap to the rest of the spectrum (quadratic residual
+bounds; :func:`gap_bounds`). Each eigenvalue's ``error_bound`` is the smallest of these plus a
+rounding floor (a few ulps of the operator's dtype times max|θ|); ``‖r‖`` when no estimated gap
+is positive. Like every Krylov method this assumes no eigenvalue of the wanted range was missed
+entirely by the subspace.
+
+Stopping (``converge``): ``"values"`` (default) stops when every requested eigenvalue's bound is
+at most ``tol · max|θ|``; ``"vectors"`` when every residual is (what eigenvectors used as
+directions or in preconditioned verdicts need). ``converged`` in the result means exactly that
+the chosen criterion holds. Limits (``max_iter`` products, ``time_budget`` seconds) end the run
+with its bounds and ``converged=False``, never with an exception. When ``3k ≥ dim`` the
+operator is applied to the identity (``dim`` products) and the problem is solved densely.
 
 Expansion: from one start vector the next basis vector is the residual of a Ritz pair (all
 residuals of a Krylov subspace are parallel, so this *is* the Lanczos vector q_{m+1}); it is
 orthogonalised against the whole basis twice (classical Gram–Schmidt, "twice is enough"). With
-a block warm start (``v0`` of several rows, e.g. the previous checkpoint's eigenvectors) the
-expansion uses the residuals of the least-converged wanted pairs. When the basis is full it is
+``block=b`` the residuals of the ``b`` least-converged wanted pairs are added per iteration and
+their products are computed together (``op.matmat``, one pass over the data when the operator
+batches them); a block at least as large as a cluster of eigenvalues resolves it at the rate set
+by the gap below the cluster instead of the tiny gaps inside it. When the basis is full it is
 thick-restarted (Wu & Simon 2000; Stewart's Krylov–Schur): the wanted Ritz vectors and the next
 ones in line are kept together with their products, so no product is recomputed.
 
@@ -21,17 +41,26 @@ dominant negative eigenvalue as the "top" one.
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass
-from typing import Callable, Optional, Tuple
+from typing import Callable, List, Optional, Tuple, Union
 
 import torch
 
 from .operator import LinearOperator
 
+CRITERIA = ("values", "vectors")
+
 
 @dataclass(frozen=True)
 class EigenResult:
-    """Eigenpairs of a symmetric operator with their residuals ‖Hv − λv‖ (``eigenvectors``: (k, d))."""
+    """Eigenpairs of a symmetric operator (``eigenvectors``: (k, d)) with their residuals
+    ‖Hv − λv‖, per-eigenvalue ``error_bounds`` on |λ − θ|, and whether ``criterion`` held.
+
+    ``stopped`` says why the run ended: ``"converged"``, ``"max_hvps"``, ``"time_budget"`` or
+    ``"basis"`` (the basis spans the whole space and rounding keeps the criterion from holding).
+    """
 
     eigenvalues: Tuple[float, ...]
     eigenvectors: torch.Tensor
@@ -41,6 +70,15 @@ class EigenResult:
     which: str = "LA"
     tol: float = 0.0
     method: str = "lanczos"
+    error_bounds: Tuple[float, ...] = ()
+    criterion: str = "vectors"
+    stopped: str = ""
+    seconds: float = 0.0
+    block: int = 1
+
+    def __post_init__(self) -> None:
+        if not self.error_bounds:   # without a gap estimate the residual itself bounds |λ − θ|
+            object.__setattr__(self, "error_bounds", tuple(self.residuals))
 
     @property
     def relative_residuals(self) -> Tuple[float, ...]:
@@ -51,46 +89,91 @@ class EigenResult:
         return {
             "eigenvalues": list(self.eigenvalues),
             "residuals": list(self.residuals),
+            "error_bounds": list(self.error_bounds),
             "converged": self.converged,
+            "criterion": self.criterion,
+            "stopped": self.stopped,
             "matvecs": self.matvecs,
             "which": self.which,
             "tol": self.tol,
             "method": self.method,
+            "block": self.block,
         }
 
 
-Callback = Callable[[int, float], None]
+@dataclass(frozen=True)
+class EigenProgress:
+    """One solver report for a progress display: products so far, the worst relative error
+    measure of the chosen criterion (bound or residual over max|θ|) and its target ``tol``, the
+    current Ritz values with their bounds and residuals, and the block size of the next step."""
+
+    matvecs: int
+    worst: float
+    tol: float
+    criterion: str
+    seconds: float
+    eigenvalues: Tuple[float, ...] = ()
+    error_bounds: Tuple[float, ...] = ()
+    residuals: Tuple[float, ...] = ()
+    block: int = 1
+    scale: float = 1.0
+
+
+Callback = Callable[[EigenProgress], None]
 
 
 def eigsh(op: LinearOperator, *, k: int = 1, which: str = "LA", tol: float = 1e-4, seed: int = 0,
           v0: Optional[torch.Tensor] = None, max_iter: Optional[int] = None,
-          max_basis: Optional[int] = None, block: int = 1,
-          callback: Optional[Callback] = None) -> EigenResult:
+          max_basis: Optional[int] = None, block: Union[int, str] = 1, converge: str = "values",
+          time_budget: Optional[float] = None, callback: Optional[Callback] = None) -> EigenResult:
     """The ``k`` largest ('LA') or smallest ('SA') eigenpairs of the symmetric ``op``.
 
     Args:
         op: a symmetric operator with ``dim``, ``matvec``/``matmat``.
         k: number of eigenpairs.
         which: ``"LA"`` (largest algebraic, returned descending) or ``"SA"`` (smallest, ascending).
-        tol: stop when every wanted ``‖Hy − θy‖ ≤ tol · max|θ|``.
+        tol: the target, relative to max|θ| (≈ ‖H‖), of the criterion ``converge``.
         seed: seed of the random start vector(s).
         v0: warm start: one vector ``(d,)`` or several rows ``(j, d)`` (e.g. previous eigenvectors).
-        max_iter: the most operator products (default ``max(100, 30k)``, at most about ``dim``).
+        max_iter: the most operator products (default ``max(100, 30k)``); at the limit the result
+            is returned with ``converged=False``.
         max_basis: basis size before a thick restart (default ``max(40, 2k + 20)``, at most ``dim``);
             memory is two ``(max_basis, dim)`` buffers.
-        block: vectors added per iteration (products are batched through ``op.matmat``).
-        callback: called as ``callback(matvecs, worst_relative_residual)`` after each iteration.
+        block: vectors added per iteration (products are batched through ``op.matmat``), or
+            ``"auto"``: start with a block of ``min(k, 8)`` random vectors, then each iteration
+            expand by as many vectors as there are unconverged wanted Ritz values in clusters
+            (a neighbour within 2 % of the value; :func:`auto_block`), at least one.
+        converge: ``"values"`` (every error bound ≤ tol·max|θ|) or ``"vectors"`` (every
+            residual ‖Hy − θy‖ ≤ tol·max|θ|).
+        time_budget: seconds; no iteration is started that the observed time per product says
+            would end past it (the run returns its bounds with ``converged=False``).
+        callback: called with an :class:`EigenProgress` after each iteration.
     """
     if which not in ("LA", "SA"):
         raise ValueError("which must be 'LA' or 'SA'")
+    if converge not in CRITERIA:
+        raise ValueError(f"converge must be one of {', '.join(CRITERIA)}")
     d = int(op.dim)
     if not 1 <= k <= d:
         raise ValueError(f"k must be between 1 and the dimension {d}")
-    if tol <= 0:
+    if not tol > 0:
         raise ValueError("tol must be positive")
+    if time_budget is not None and not time_budget > 0:
+        raise ValueError("time_budget must be positive")
     max_iter = int(max_iter if max_iter is not None else max(100, 30 * k))
+    if max_iter < 1:
+        raise ValueError("max_iter must be at least 1")
+    t0 = time.perf_counter()
+    if 3 * k >= d and max_iter >= d:
+        return _dense_eigsh(op, k=k, which=which, tol=tol, converge=converge, t0=t0, callback=callback)
     max_basis = min(d, int(max_basis if max_basis is not None else max(40, 2 * k + 20)))
+    auto = block == "auto"
+    if auto:
+        block = min(k, AUTO_MAX_BLOCK)
+    elif isinstance(block, str) or int(block) < 1:
+        raise ValueError("block must be a positive integer or 'auto'")
     block = max(1, min(int(block), max_basis - k)) if max_basis > k else 1
+    max_block = block
     if max_basis < min(d, k + block):
         raise ValueError("max_basis must exceed k + block")
     dev, dt = op.device, op.dtype
@@ -102,31 +185,105 @@ def eigsh(op: LinearOperator, *, k: int = 1, which: str = "LA", tol: float = 1e-
     pending = _start_block(v0, d, block, gen, dt, dev)
     used = 0
     state = None
+    stopped = "max_hvps"
     while True:
         new = _orthonormalize(pending, Q[:m], gen)
-        room = max_basis - m
-        new = new[: min(room, max(1, max_iter - used))]
+        new = new[: min(max_basis - m, max(1, max_iter - used))]
+        if len(new) == 0:       # nothing left to add: the basis spans the whole space
+            stopped = "basis"
+            break
         W[m:m + len(new)] = op.matmat(new)
         Q[m:m + len(new)] = new
         m += len(new)
         used += len(new)
-        state = _ritz(Q[:m], W[:m], k, which)
-        theta, Y, HY, res, scale = state
-        worst = float((res / scale).max()) if len(res) else float("inf")
+        state = _ritz(Q[:m], W[:m], k, which, full=m >= d)
+        worst = _worst(state, converge)
+        elapsed = time.perf_counter() - t0
+        if auto:
+            block = min(max_block, auto_block(state, k, which, tol, converge))
         if callback is not None:
-            callback(used, worst)
-        done = len(res) == k and worst <= tol
-        if done or used >= max_iter or m >= d:
+            callback(EigenProgress(used, worst, float(tol), converge, elapsed, _floats(state.theta),
+                                   _floats(state.bounds), _floats(state.res[:len(state.theta)]), block,
+                                   state.scale))
+        if len(state.theta) == k and worst <= tol:
+            stopped = "converged"
             break
-        order = torch.argsort(res, descending=True)[:block]
-        pending = HY[order] - theta[order, None].to(Y) * Y[order]
+        if used >= max_iter:
+            stopped = "max_hvps"
+            break
+        if m >= d:
+            stopped = "basis"
+            break
+        if time_budget is not None and elapsed + (elapsed / used) * block > time_budget:
+            stopped = "time_budget"
+            break
+        order = torch.argsort(state.res[:k], descending=True)[:block]
+        pending = state.HY[order] - state.theta[order, None].to(state.Y) * state.Y[order]
         if m + len(pending) > max_basis:
             pending = _orthonormalize(pending, Q[:m], gen)
             m = _thick_restart(Q, W, m, k, which, keep_extra=max(1, (max_basis - k - block) // 2))
-    theta, Y, HY, res, scale = state
-    converged = bool(len(res) == k and float((res / scale).max()) <= tol) or (m >= d and len(res) == k)
-    return EigenResult(tuple(float(t) for t in theta.tolist()), Y, tuple(float(r) for r in res.tolist()),
-                       converged, used, which, float(tol), "lanczos")
+    if state is None:
+        raise ValueError("no start vector could be made orthogonal to an empty basis")
+    converged = bool(len(state.theta) == k and _worst(state, converge) <= tol)
+    return EigenResult(_floats(state.theta), state.Y, _floats(state.res[:k]), converged, used, which,
+                       float(tol), "lanczos", _floats(state.bounds), converge, stopped,
+                       time.perf_counter() - t0, max_block)
+
+
+AUTO_MAX_BLOCK = 8
+AUTO_CLUSTER_GAP = 0.02
+
+
+def auto_block(state: _Ritz, k: int, which: str, tol: float, converge: str) -> int:
+    """The block size for the next iteration of ``block="auto"``: the number of wanted Ritz
+    values not yet meeting the criterion that have a neighbour (among the k + 1 computed)
+    closer than ``AUTO_CLUSTER_GAP`` relative to their own size (at least 0.1 % of max|θ|), or 1
+    when there is none.
+
+    Single-vector Lanczos resolves a cluster one member at a time (and can stop before a member
+    has appeared at all); a block as large as the unconverged part of the cluster converges at
+    the rate of the gap below the cluster. Elsewhere one vector per product is cheapest.
+    """
+    n = len(state.res)
+    theta = torch.cat([state.theta, state.extra]) if len(state.extra) else state.theta
+    s = theta.double() * (1.0 if which == "LA" else -1.0)
+    measure = state.bounds if converge == "values" else state.res[: len(state.theta)]
+    count = 0
+    for i in range(min(k, len(state.theta))):
+        if float(measure[i]) <= tol * state.scale:
+            continue
+        size = max(abs(float(s[i])), 1e-3 * state.scale)
+        near = [abs(float(s[i] - s[j])) for j in (i - 1, i + 1) if 0 <= j < min(n, len(s))]
+        if near and min(near) < AUTO_CLUSTER_GAP * size:
+            count += 1
+    return max(1, count)
+
+
+@dataclass(frozen=True)
+class _Ritz:
+    """The wanted Ritz pairs (``theta``: at most k values, in the order of ``which``), their
+    products, residual norms (one more than k where available, for the gap), error bounds, and
+    the scale max|θ| the tolerance is relative to."""
+
+    theta: torch.Tensor
+    Y: torch.Tensor
+    HY: torch.Tensor
+    res: torch.Tensor
+    bounds: torch.Tensor
+    scale: float
+    extra: torch.Tensor      # the Ritz value past the k-th (empty when there is none)
+
+
+def _worst(state: _Ritz, converge: str) -> float:
+    """The criterion's worst measure relative to max|θ| (inf when fewer than k pairs exist)."""
+    values = state.bounds if converge == "values" else state.res[: len(state.theta)]
+    if len(values) == 0:
+        return float("inf")
+    return float(values.max()) / state.scale
+
+
+def _floats(t: torch.Tensor) -> Tuple[float, ...]:
+    return tuple(float(x) for x in t.tolist())
 
 
 def _start_block(v0: Optional[torch.Tensor], d: int, block: int, gen: torch.Generator,
@@ -143,7 +300,7 @@ def _orthonormalize(V: torch.Tensor, Q: torch.Tensor, gen: torch.Generator) -> t
     """Rows of V made orthonormal to Q's rows and each other (CGS twice, then QR); rows that
     vanish (an invariant subspace was reached) are replaced by random directions."""
     d = V.shape[1]
-    out = []
+    out: List[torch.Tensor] = []
     for v in V:
         v = v.clone()
         base = torch.cat([Q, *[o[None] for o in out]]) if out else Q
@@ -169,21 +326,71 @@ def _orthonormalize(V: torch.Tensor, Q: torch.Tensor, gen: torch.Generator) -> t
     return torch.stack(out)
 
 
-def _ritz(Q: torch.Tensor, W: torch.Tensor, k: int,
-          which: str) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, float]:
-    """Wanted Ritz values, vectors, their products and true residual norms."""
+def rounding_floor(dtype: torch.dtype, scale: float, m: int) -> float:
+    """A floor under every error bound: eigenvalues computed from products in ``dtype`` carry
+    rounding errors of a few ulps of max|θ|, growing like √m with the basis size ``m``."""
+    return 4.0 * torch.finfo(dtype).eps * scale * math.sqrt(max(m, 1))
+
+
+def gap_bounds(theta: torch.Tensor, res: torch.Tensor, k: int, which: str, *,
+               floor: float, below_known: bool = True) -> torch.Tensor:
+    """Error bounds on the first ``min(k, len(theta))`` Ritz values (module docstring).
+
+    ``theta``/``res``: Ritz values in the order of ``which`` (descending for 'LA', ascending for
+    'SA') with their residual norms, including the one past the k-th where available.
+    ``below_known=False`` means there is no eigenvalue beyond the last Ritz value given (the
+    subspace is the whole space), so its gap on that side is infinite.
+
+    For each value the best of: ‖r_i‖; and, for every run of consecutive Ritz values
+    ``a..b`` holding it, ‖R_ab‖²/δ_ab, where ‖R_ab‖² = Σ ‖r_j‖² (Frobenius, ≥ the spectral norm)
+    and δ_ab the estimated gap between the run and every other eigenvalue (the quadratic residual
+    bound for a cluster: Mathias 1998, Li & Li 2005). A tight cluster well separated from the
+    rest of the spectrum is thus bounded by its gap to the rest, not by its internal spacing.
+    """
+    s = theta.double() * (1.0 if which == "LA" else -1.0)   # descending in both cases
+    r = res.double()
+    n = len(s)
+    nk = min(k, n)
+    r2 = [float(x) ** 2 for x in r]
+    best = [float(r[i]) for i in range(nk)]
+    for a in range(nk):
+        above = float(s[a - 1] - s[a]) if a > 0 else math.inf
+        if above <= 0:
+            continue
+        acc = 0.0
+        for b in range(a, nk):
+            acc += r2[b]
+            if b + 1 < n:
+                below = float(s[b] - (s[b + 1] + r[b + 1]))
+            else:
+                below = math.inf if not below_known else -math.inf
+            gap = min(above, below)
+            if gap <= 0:
+                continue
+            q = acc / gap
+            for i in range(a, b + 1):
+                best[i] = min(best[i], q)
+    return torch.tensor([b + floor for b in best], dtype=torch.float64)
+
+
+def _ritz(Q: torch.Tensor, W: torch.Tensor, k: int, which: str, *, full: bool) -> _Ritz:
+    """Wanted Ritz values, vectors, their products, true residual norms and error bounds."""
     G = (Q @ W.T).double()
     G = 0.5 * (G + G.T)
     evals, evecs = torch.linalg.eigh(G)
     scale = float(evals.abs().max()) or 1.0
-    n = min(k, len(evals))
-    idx = torch.arange(len(evals) - 1, len(evals) - 1 - n, -1) if which == "LA" else torch.arange(n)
+    m = len(evals)
+    n = min(k + 1, m)
+    idx = torch.arange(m - 1, m - 1 - n, -1) if which == "LA" else torch.arange(n)
     theta = evals[idx]
     S = evecs[:, idx].to(Q.dtype)
     Y = S.T @ Q
     HY = S.T @ W
     res = (HY - theta.to(Q.dtype)[:, None] * Y).norm(dim=1).double().cpu()
-    return theta.cpu(), Y, HY, res, scale
+    bounds = gap_bounds(theta.cpu(), res, k, which, floor=rounding_floor(Q.dtype, scale, m),
+                        below_known=not (full and n == m))
+    nk = min(k, m)
+    return _Ritz(theta[:nk].cpu(), Y[:nk], HY[:nk], res, bounds, scale, theta[nk:].cpu())
 
 
 def _thick_restart(Q: torch.Tensor, W: torch.Tensor, m: int, k: int, which: str, *, keep_extra: int) -> int:
@@ -198,6 +405,47 @@ def _thick_restart(Q: torch.Tensor, W: torch.Tensor, m: int, k: int, which: str,
     Q[keep:m] = 0
     W[keep:m] = 0
     return keep
+
+
+def _dense_eigsh(op: LinearOperator, *, k: int, which: str, tol: float, converge: str, t0: float,
+                 callback: Optional[Callback]) -> EigenResult:
+    """k near the dimension: apply ``op`` to the identity (``dim`` products, in chunks), solve the
+    symmetrised matrix densely in float64, and report true residuals against the products.
+
+    The operator's asymmetry ‖H − Hᵀ‖₂/2 (rounding in its dtype) is added to every bound: the
+    eigenvalues of the symmetrised matrix are within it of those of any symmetric operator the
+    products approximate equally well.
+    """
+    d = int(op.dim)
+    rows = []
+    chunk = 64
+    for a in range(0, d, chunk):
+        E = torch.zeros(min(chunk, d - a), d, dtype=op.dtype, device=op.device)
+        E[:, a:a + len(E)] = torch.eye(len(E), dtype=op.dtype, device=op.device)
+        rows.append(op.matmat(E).double().cpu())
+    Hr = torch.cat(rows)                     # row j = H e_j
+    A = 0.5 * (Hr + Hr.T)
+    evals, evecs = torch.linalg.eigh(A)
+    order = torch.arange(d - 1, -1, -1) if which == "LA" else torch.arange(d)
+    evals, evecs = evals[order], evecs[:, order]
+    scale = float(evals.abs().max()) or 1.0
+    Y = evecs[:, :k].T.contiguous()
+    HY = Y @ Hr                              # Σ_j y_j H e_j = H y
+    res = (HY - evals[:k, None] * Y).norm(dim=1)
+    asym = float(torch.linalg.matrix_norm(Hr - A, ord=2)) if d > 1 else 0.0
+    floor = rounding_floor(op.dtype, scale, d) + asym
+    # all eigenvalues are known: the gap of each uses its exact neighbours (residual 0 beyond k)
+    nb = min(k + 1, d)
+    res_n = torch.cat([res, torch.zeros(nb - k, dtype=torch.float64)])
+    bounds = gap_bounds(evals[:nb], res_n, k, which, floor=floor, below_known=nb < d)
+    worst = float((bounds if converge == "values" else res).max()) / scale
+    elapsed = time.perf_counter() - t0
+    if callback is not None:
+        callback(EigenProgress(d, worst, float(tol), converge, elapsed))
+    converged = worst <= tol
+    return EigenResult(_floats(evals[:k]), Y.to(dtype=op.dtype, device=op.device), _floats(res), converged,
+                       d, which, float(tol), "dense", _floats(bounds), converge,
+                       "converged" if converged else "basis", elapsed, 1)
 
 
 def arpack_eigsh(op: LinearOperator, *, k: int = 1, which: str = "LA", tol: float = 1e-4,

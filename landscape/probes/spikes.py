@@ -23,7 +23,6 @@ test-loss minima along those lines. Each hypothesis in :data:`HYPOTHESES` turns 
 from __future__ import annotations
 
 import copy
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,11 +32,13 @@ import torch
 
 from ..checkpoint import load_checkpoint, load_into
 from ..errors import LandscapeError
+from ..hessian.analyze import top_eigen as _top_eigen
+from ..hessian.batch_sharpness import train_batch_size
+from ..hessian.verdict import TopEigen, curvature_verdict
 from ..progress import progress
 from ..runs import Run, open_run, position_from_name, read_run_log
 from ..session import Session, open_session
-from ..train import TrainState, checkpoint_payload, write_payload
-from ._curvature import preconditioner, stability, top_eigen
+from ..train import TrainState, checkpoint_payload
 
 MAD_SCALE = 1.4826  # MAD → standard deviation for Gaussian noise
 
@@ -75,15 +76,17 @@ class Spike:
 
 def spike_score(values: Sequence[float], i: int, *, cfg: DetectorConfig = DetectorConfig()) -> Tuple[float, float, float]:
     """``(baseline, scale, score)`` of ``values[i]`` against the ``cfg.window`` finite values before it
-    (NaN score when fewer than ``cfg.min_history`` are available; inf for a non-finite value)."""
+    (NaN score when fewer than ``cfg.min_history`` are available; inf for a non-finite value after
+    at least one finite value, however short the history: a divergence is always an event)."""
     past = [v for v in values[max(0, i - cfg.window):i] if math.isfinite(v)]
-    if len(past) < cfg.min_history:
+    x = values[i]
+    if not past or (len(past) < cfg.min_history and math.isfinite(x)):
         return float("nan"), float("nan"), float("nan")
+    # a non-finite loss after any finite one is a divergence: an event even with a short history
     t = torch.tensor(past, dtype=torch.float64)
     base = float(t.median()) if len(past) % 2 else float(t.quantile(0.5))
     mad = float((t - base).abs().quantile(0.5))
     scale = max(MAD_SCALE * mad, cfg.floor * abs(base), 1e-12)
-    x = values[i]
     if not math.isfinite(x):
         return base, scale, math.inf
     return base, scale, (x - base) / scale
@@ -169,51 +172,23 @@ def _cpu_clone(obj: Any) -> Any:
 
 
 class SpikeSaver:
-    """Epoch hook for :func:`landscape.train.train` (``landscape train --save-around-spikes``).
-
-    Keeps the last ``keep`` epochs' checkpoints in (CPU) memory; when the test loss of the epoch
-    just finished is a spike by :func:`is_spike`, writes them and the current one as
-    ``epoch_XXX.pt`` (files already there are kept), then the next ``after`` epochs too, and
-    appends the spike to ``spikes.json``. Memory: ``keep + 1`` copies of weights + optimizer state.
+    """Epoch hook for :func:`landscape.train.train` taking a :class:`TrainState`: the checkpoints
+    around spikes of :class:`landscape.monitor.SpikeKeeper` (the one implementation, also used by
+    :class:`landscape.monitor.Monitor` and ``landscape train --save-around-spikes``).
     """
 
     def __init__(self, out_dir: str | Path, *, keep: int = 2, after: int = 1,
                  cfg: DetectorConfig = DetectorConfig()) -> None:
-        self.out = Path(out_dir)
-        self.keep = int(keep)
-        self.after = int(after)
-        self.cfg = cfg
-        self.window: List[Tuple[int, dict]] = []
-        self.pending = 0
-        self.spikes: List[dict] = []
-        self.saved: List[int] = []
+        from ..monitor import SpikeKeeper
+
+        self.keeper = SpikeKeeper(out_dir, keep=keep, after=after, cfg=cfg)
+        self.spikes, self.saved = self.keeper.spikes, self.keeper.saved
 
     def __call__(self, state: TrainState) -> None:
         if state.model_spec is None:
             raise LandscapeError("SpikeSaver needs TrainState.model_spec (set by landscape.train.train)")
         payload = _cpu_clone(checkpoint_payload(state, state.model_spec))
-        self.window.append((state.epoch, payload))
-        if self.pending > 0:
-            self._write(state.epoch, payload)
-            self.pending -= 1
-        values = [float(r["test_loss"]) for r in state.history]
-        hit = is_spike(values, len(values) - 1, cfg=self.cfg) if values else None
-        if hit is not None:
-            base, _, score = hit
-            self.spikes.append({"epoch": state.epoch, "test_loss": values[-1], "baseline": base, "score": score})
-            for epoch, p in self.window:
-                self._write(epoch, p)
-            self.pending = self.after
-            (self.out / "spikes.json").write_text(json.dumps(
-                [{k: (v if math.isfinite(v) else str(v)) if isinstance(v, float) else v for k, v in s.items()}
-                 for s in self.spikes], indent=2) + "\n")
-        self.window = self.window[-self.keep:] if self.keep > 0 else []
-
-    def _write(self, epoch: int, payload: dict) -> None:
-        path = self.out / f"epoch_{epoch:03d}.pt"
-        if not path.exists():
-            write_payload(path, payload)
-            self.saved.append(epoch)
+        self.keeper.observe(state.epoch, payload, [float(r["test_loss"]) for r in state.history])
 
 
 # ======================================================= checkpoint probing
@@ -489,8 +464,12 @@ def _lr_for(epoch: int, session: Session, log: Sequence[dict], override: Optiona
 
 
 def probe_checkpoint(path: Path, epoch: int, role: str, event_epoch: float, *, prev: Optional[Path],
-                     log: Sequence[dict], cfg: SpikeProbeConfig, session_kwargs: dict) -> CheckpointProbe:
-    """Every measurement of :class:`CheckpointProbe` at one checkpoint."""
+                     log: Sequence[dict], cfg: SpikeProbeConfig, session_kwargs: dict,
+                     warm: Optional[Dict[str, torch.Tensor]] = None) -> CheckpointProbe:
+    """Every measurement of :class:`CheckpointProbe` at one checkpoint.
+
+    ``warm``: eigenvectors of the previously probed checkpoint (Lanczos starts from them, which
+    saves products between neighbouring checkpoints); updated in place with this one's."""
     s = open_session(str(path), **session_kwargs)
     if s.train is None or s.test is None:
         raise LandscapeError("the spike probe needs train and test data (--data)")
@@ -501,14 +480,21 @@ def probe_checkpoint(path: Path, epoch: int, role: str, event_epoch: float, *, p
     g = obj.grad(theta)
     gg = float(g @ g)
     dirc = float(g @ obj.hvp(g, theta)) / gg if gg > 0 else float("nan")
-    lam = top_eigen(obj, theta, tol=cfg.tol, seed=cfg.seed) if cfg.hessian else None
+    warm = warm if warm is not None else {}
+    top = (_top_eigen(obj, k=1, tol=cfg.tol, seed=cfg.seed, theta=theta, v0=warm.get("top"), converge="vectors")
+           if cfg.hessian else None)   # the vector is used (alignment): converge on its residual
+    if top is not None:
+        warm["top"] = top.eigenvectors[:1].detach()
+    lam = TopEigen.of(top) if top is not None else None
     thr = ratio = pre_val = pre_thr = pre_ratio = st_json = None
     if lam is not None and lr is not None:
-        p = preconditioner(s.optimizer, obj.space)
-        if p is not None:
-            pre_val = top_eigen(obj, theta, p_diag=p, tol=cfg.tol, seed=cfg.seed).value
-        st = stability(s.optimizer, lr=lr, lambda_max=lam.value, preconditioned_lambda_max=pre_val)
-        st_json = st.to_json()
+        ck = s.checkpoint
+        verdict = curvature_verdict(obj, s.optimizer, lr=lr, tol=cfg.tol, seed=cfg.seed, theta=theta, top=top,
+                                    train_batch_size=train_batch_size(ck.meta if ck else None),
+                                    warm=warm.get("verdict"))
+        warm["verdict"] = dict(verdict.warm)
+        st, pre_val = verdict.stability, verdict.preconditioned_lambda_max
+        st_json = verdict.to_json()
         if st.on == "H":
             thr, ratio = st.threshold, st.ratio
         else:
@@ -610,7 +596,9 @@ def probe_spikes(run_dir: str | Path, *, log_path: Optional[str | Path] = None,
                              "CSV with epoch and test_loss columns (or pass --log)")
     log_file = run_log.path
     log = run_log.rows
-    if not log or "test_loss" not in run_log.columns:
+    if not log:
+        raise LandscapeError(f"{log_file} has no rows yet: nothing to detect (it holds only a header or is empty)")
+    if "test_loss" not in run_log.columns:
         raise LandscapeError(f"{log_file} has no test loss (columns: {', '.join(run_log.columns)})")
     epochs = [float(r.get("epoch", i)) for i, r in enumerate(log)]
     values = [float(r["test_loss"]) if isinstance(r["test_loss"], float) else float("nan") for r in log]
@@ -636,13 +624,14 @@ def probe_spikes(run_dir: str | Path, *, log_path: Optional[str | Path] = None,
     bar = progress(len(plan), desc="spikes")
     probes: List[CheckpointProbe] = []
     cache: Dict[int, CheckpointProbe] = {}
+    warm: Dict[str, Any] = {}          # eigenvectors of the last probed checkpoint (warm starts)
     by_event: Dict[float, Dict[str, CheckpointProbe]] = {}
     for ev, role, epoch in plan:
         prev = max((e for e in ckpts if e < epoch), default=None)
         if epoch not in cache:
             cache[epoch] = probe_checkpoint(ckpts[epoch], epoch, role, ev["epoch"],
                                             prev=ckpts[prev] if prev is not None else None,
-                                            log=log, cfg=cfg, session_kwargs=kwargs)
+                                            log=log, cfg=cfg, session_kwargs=kwargs, warm=warm)
         p = cache[epoch]
         if p.role != role or p.event_epoch != ev["epoch"]:
             p = CheckpointProbe(**{**p.__dict__, "role": role, "event_epoch": ev["epoch"]})
