@@ -66,8 +66,9 @@ class InspectReport:
             lines.append("from         " + ", ".join(f"{k}: {v}" for k, v in self.sources.items()))
         if self.log_check:
             c = self.log_check
+            diff = f"{c['rel_diff']:.1e}" if c["rel_diff"] >= 1e-6 else "< 1e-6"
             lines.append(f"log check    {c['split']} loss at epoch {c['epoch']:g}: logged {c['logged']:.6g}, "
-                         f"recomputed {c['recomputed']:.6g} (rel. diff {c['rel_diff']:.1e}, "
+                         f"recomputed {c['recomputed']:.6g} (rel. diff {diff}, "
                          f"{'consistent' if c['consistent'] else 'INCONSISTENT'})")
         lines += [f"note         {n}" for n in self.notes]
         return "\n".join(lines)

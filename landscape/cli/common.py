@@ -14,9 +14,9 @@ from ..session import Session, open_session
 def data_options(fn: Callable) -> Callable:
     """``--model --data --loss --width --num-classes --trust-checkpoint``."""
     opts = [
-        click.option("--model", "model", default=None, help="Registry name (resnet18, resnet32, cnn, mlp:hidden=64-64, ...), file.py:factory or pkg.module:factory. Default: what the checkpoint records."),
-        click.option("--data", "data", default=None, help="digits (bundled), cifar10:ROOT, cifar100:ROOT, mnist:ROOT, fashion-mnist:ROOT, npz:PATH or file.py:factory. Default: what the checkpoint records."),
-        click.option("--loss", "loss", type=click.Choice(["ce", "mse", "mse-sum", "mse-softmax"]), default=None, help="Loss the run trained with (default: recorded, else ce)."),
+        click.option("--model", "model", default=None, help="Registry name (resnet18, tv_resnet18:stem=cifar, resnet32, densenet121, vgg11, cnn, mlp:hidden=64-64, ...), file.py:factory or pkg.module:factory. Default: what the checkpoint records, else recognised from the weights' keys and shapes."),
+        click.option("--data", "data", default=None, help="digits (bundled), cifar10:ROOT, cifar100:ROOT, mnist:ROOT, fashion-mnist:ROOT, npz:PATH or file.py:factory. Default: what the checkpoint records, else the run config's data root."),
+        click.option("--loss", "loss", type=click.Choice(["ce", "mse", "mse-sum", "mse-softmax"]), default=None, help="Loss the run trained with (default: recorded in the checkpoint or the run config, else ce)."),
         click.option("--width", type=float, default=None, help="Width multiplier for registry models."),
         click.option("--num-classes", type=int, default=None, help="Output classes (default: from the data)."),
         click.option("--trust-checkpoint", "trust", is_flag=True, help="Allow pickled Python objects (e.g. a whole nn.Module) in the checkpoint. Only for files you trust."),
