@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Tuple
 
+from .logcheck import fmt_rel
 from .session import open_session
 
 
@@ -66,7 +67,7 @@ class InspectReport:
             lines.append("from         " + ", ".join(f"{k}: {v}" for k, v in self.sources.items()))
         if self.log_check:
             c = self.log_check
-            diff = f"{c['rel_diff']:.1e}" if c["rel_diff"] >= 1e-6 else "< 1e-6"
+            diff = fmt_rel(c["rel_diff"])
             lines.append(f"log check    {c['split']} loss at epoch {c['epoch']:g}: logged {c['logged']:.6g}, "
                          f"recomputed {c['recomputed']:.6g} (rel. diff {diff}, "
                          f"{'consistent' if c['consistent'] else 'INCONSISTENT'})")

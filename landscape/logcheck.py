@@ -154,5 +154,10 @@ def _rel(value: float, logged: float) -> float:
     return abs(value - logged) / max(abs(logged), 1e-12)
 
 
+def fmt_rel(value: float) -> str:
+    """A relative difference for people: ``2.4e-02``, or ``< 1e-6`` for agreement to float precision."""
+    return f"{value:.1e}" if value >= 1e-6 else "< 1e-6"
+
+
 def _fmt(epoch: float) -> str:
     return str(int(epoch)) if float(epoch).is_integer() else f"{epoch:g}"

@@ -27,7 +27,7 @@ from . import distributed
 from .checkpoint import Checkpoint, OptimizerState, load_checkpoint, load_into, map_optimizer_state
 from .data import Dataset, load_data
 from .errors import LandscapeError, SpecError
-from .logcheck import LogCheck, check_against_log, logged_loss
+from .logcheck import LogCheck, check_against_log, fmt_rel, logged_loss
 from .models import ModelSpec, model_from_spec
 from .models.recognise import Recognition, recognise
 from .objective import Objective
@@ -215,7 +215,7 @@ def _resolve_loss(losses: Tuple[str, ...], check: Optional[LogCheck], settings: 
     if check is not None:
         verdict = "matches" if check.consistent else "comes closest to"
         notes.append(f"loss {name!r} read as {check.loss}: its recomputed {check.split} loss {verdict} the log "
-                     f"at epoch {check.epoch:g} (rel. diff {check.rel_diff:.1e})")
+                     f"at epoch {check.epoch:g} (rel. diff {fmt_rel(check.rel_diff)})")
         sources["loss"] += f" -> {check.loss} (confirmed by the log)" if check.consistent else f" -> {check.loss}"
         return check.loss
     if ds is None:

@@ -157,3 +157,17 @@ def test_session_at_loads_data_once(ep_run, monkeypatch):
     run = open_run(ep_run)
     losses = [run.session_at(p, subset=16).train.evaluate().loss for p in run.ordered]
     assert len(calls) == 1 and len(set(losses)) == 3
+
+
+def test_normalize_recorded_in_slice_files_and_part_of_the_resume_key(ep_run, tmp_path):
+    import h5py
+
+    out = tmp_path / "s.h5"
+    args = ["slice", str(ep_run / "ep20.pt"), "--dirs", "1", "--range", "-1:1:3", "--subset", "16",
+            "--no-test", "--no-log-check", "--out", str(out)]
+    res = CliRunner().invoke(main, [*args, "--normalize", "none"])
+    assert res.exit_code == 0, res.output
+    with h5py.File(out, "r") as f:
+        assert f.attrs["normalize"] == "none"
+    res = CliRunner().invoke(main, [*args, "--normalize", "0.5/0.25"])
+    assert res.exit_code != 0 and "--overwrite" in res.output
