@@ -8,8 +8,6 @@ Python API (what a notebook imports)::
     s.train.hvp(v)                                  # Hessian-vector product over the train set
 """
 
-__version__ = "0.1.0"
-
 from .checkpoint import Checkpoint, OptimizerState, load_checkpoint, map_optimizer_state  # noqa: E402
 from .data import Dataset, load_data  # noqa: E402
 from .errors import LandscapeError  # noqa: E402
@@ -17,6 +15,7 @@ from .models import ModelSpec, build_model  # noqa: E402
 from .objective import Evaluation, Objective  # noqa: E402
 from .params import ParamSpace  # noqa: E402
 from .session import Session, open_session  # noqa: E402
+from .version import __version__  # noqa: E402,F401
 
 __all__ = [
     "Checkpoint", "Dataset", "Evaluation", "LandscapeError", "ModelSpec", "Objective",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Callable, Dict, Optional, Tuple
 
 import click
@@ -70,15 +69,3 @@ def parse_range(text: str, *, name: str = "--range") -> Tuple[float, float, int]
     if not (lo < hi) or n < 2 or n != n:
         raise SpecError(f"{name} {text!r}: need MIN < MAX and NUM >= 2")
     return lo, hi, n
-
-
-def echo_err(msg: str) -> None:
-    click.echo(msg, err=True)
-
-
-def pass_through(fn: Callable) -> Callable:
-    @functools.wraps(fn)
-    def wrapper(*a: Any, **k: Any) -> Any:
-        return fn(*a, **k)
-
-    return wrapper

@@ -27,19 +27,20 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from ..checkpoint import load_checkpoint, load_into
 from ..errors import LandscapeError
 from ..hessian.analyze import top_eigen as _top_eigen
 from ..hessian.batch_sharpness import train_batch_size
 from ..hessian.verdict import TopEigen, curvature_verdict
 from ..progress import progress
+from ..results import result
 from ..runs import open_run, position_from_name
 from ..session import Session, open_session
 from ..train import TrainState, checkpoint_payload, read_log, write_payload
+from .hypotheses import HYPOTHESES, EventContext, Verdict, _fmt, _theta_of, hypothesis
 
 MAD_SCALE = 1.4826  # MAD → standard deviation for Gaussian noise
 
@@ -297,52 +298,6 @@ class CheckpointProbe:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """One hypothesis at one event: ``status`` is supported / not supported / inconclusive /
-    not measured; ``numbers`` are the measurements behind it."""
-
-    hypothesis: str
-    event_epoch: float
-    status: str
-    summary: str
-    numbers: dict = field(default_factory=dict)
-
-    def to_json(self) -> dict:
-        return {"hypothesis": self.hypothesis, "event_epoch": self.event_epoch, "status": self.status,
-                "summary": self.summary, "verdict": f"{self.status} — {self.summary}", "numbers": self.numbers}
-
-
-@dataclass(frozen=True)
-class EventContext:
-    """What a hypothesis sees: the event, the probes by role, the log, the run folder and the
-    session options (so a hypothesis can load checkpoints and measure more, e.g. recompute BN)."""
-
-    epoch: float
-    kind: str
-    probes: Dict[str, CheckpointProbe]
-    log: Tuple[dict, ...]
-    run_dir: Path
-    checkpoints: Dict[int, Path]
-    session_kwargs: dict
-
-
-Hypothesis = Callable[[EventContext], Verdict]
-HYPOTHESES: Dict[str, Hypothesis] = {}
-
-
-def hypothesis(name: str) -> Callable[[Hypothesis], Hypothesis]:
-    """Register a hypothesis test (``fn(EventContext) -> Verdict``) under ``name``."""
-    def deco(fn: Hypothesis) -> Hypothesis:
-        HYPOTHESES[name] = fn
-        return fn
-    return deco
-
-
-def _fmt(x: Optional[float]) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3g}"
-
-
 @hypothesis("stability_threshold")
 def _stability(ctx: EventContext) -> Verdict:
     """Edge of stability / catapult: the run's sharpness (H for SGD, P⁻¹H for Adam) reaches its
@@ -429,6 +384,7 @@ class SpikeProbeConfig:
                 "hessian": self.hessian}
 
 
+@result(kind="spikes")
 @dataclass(frozen=True)
 class SpikeReport:
     run_dir: str
@@ -469,16 +425,6 @@ class SpikeReport:
             lines.append(f"[{v.status}] {v.hypothesis} @ epoch {_fmt(v.event_epoch)}: {v.summary}")
         lines.extend(f"note: {n}" for n in self.notes)
         return "\n".join(lines)
-
-
-def _theta_of(path: Path, session: Session, trust: bool) -> torch.Tensor:
-    ck = load_checkpoint(path, trust=trust)
-    model = copy.deepcopy(ck.module) if ck.module is not None else copy.deepcopy(session.model)
-    if ck.module is None:
-        load_into(model, ck.state_dict, where=str(path))
-    named = dict(model.named_parameters())
-    obj = session.train
-    return obj.space.flatten({n: named[n].detach() for n in obj.space.names}).to(obj.theta0)
 
 
 def _lr_for(epoch: int, session: Session, log: Sequence[dict], override: Optional[float]) -> Tuple[Optional[float], str]:
