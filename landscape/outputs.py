@@ -20,15 +20,19 @@ from .errors import LandscapeError
 PathLike = Union[str, Path]
 
 
-def check_writable(path: PathLike, *, what: str = "output") -> Path:
+def check_writable(path: PathLike, *, what: str = "") -> Path:
     """Make sure ``path`` can be written (creating its folder), or raise a one-line error.
 
     Creates missing parent folders, as writing would, and then creates and removes a scratch file
     beside the target: this is the only test that also holds for root and for read-only mounts.
     """
     p = Path(path)
+    label = f"{what} {p}" if what else str(p)
     if p.is_dir():
-        raise LandscapeError(f"cannot write {what} {p}: it is a folder")
+        raise LandscapeError(f"cannot write {label}: it is a folder")
+    blocker = next((a for a in p.parents if a.exists() and not a.is_dir()), None)
+    if blocker is not None:
+        raise LandscapeError(f"cannot write {label}: {blocker} is a file, not a folder")
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=p.parent, prefix=f".{p.name[:40]}.", suffix=".check"):
@@ -37,7 +41,7 @@ def check_writable(path: PathLike, *, what: str = "output") -> Path:
             raise PermissionError("file is read-only")
     except OSError as exc:
         reason = exc.strerror or str(exc)
-        raise LandscapeError(f"cannot write {what} {p}: {reason}") from None
+        raise LandscapeError(f"cannot write {label}: {reason}") from None
     return p
 
 

@@ -121,7 +121,7 @@ def _check_output(ctx: click.Context, param: click.Parameter, value: Any) -> Any
 
     if value and value != "-":
         try:
-            check_writable(value, what=param.opts[0])
+            check_writable(value)
         except LandscapeError as exc:
             raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
     return value
