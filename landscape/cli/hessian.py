@@ -7,6 +7,7 @@ from typing import Optional
 
 import click
 
+from ..errors import LandscapeError
 from ..hessian.analyze import HessianConfig, analyze_hessian
 from ..hessian.batch_sharpness import train_batch_size as resolve_batch_size
 from ..progress import progress
@@ -31,6 +32,8 @@ from .common import analysis_options, pop_session_kwargs, session_from
 @click.option("--tol", type=float, default=1e-4, show_default=True, help="Target of --converge relative to |λ_max|: every eigenvalue's error bound (values) or residual ‖Hv − λv‖ (vectors) at most tol·|λ_max|.")
 @click.option("--converge", type=click.Choice(["values", "vectors"]), default="values", show_default=True, help="Stop when the eigenvalues' error bounds (|λ − θ| ≤ min(‖r‖, ‖r‖²/gap)) meet --tol, or when the eigenvector residuals do (needed when the vectors are used).")
 @click.option("--method", type=click.Choice(["auto", "cached", "fwd", "rev"]), default="auto", show_default=True, help="Hessian-vector products: cached gradient graphs (one backward per product; auto uses them when they fit in memory), forward-over-reverse, or double backward.")
+@click.option("--backend", type=click.Choice(["landscape", "pyhessian"]), default="landscape", hidden=True,
+              help="Removed: the pyhessian cross-check lives in tests/crosscheck.py.")
 @click.option("--batch-sharpness", "do_batch_sharpness", is_flag=True, help="Batch sharpness E_B[g_B^T H_B g_B/|g_B|^2] over mini-batches of the training batch size (Andreyev & Beneventano 2024), with its SGD stability verdict.")
 @click.option("--train-batch-size", type=int, default=None, help="Mini-batch size for --batch-sharpness (default: the batch_size the checkpoint records).")
 @click.option("--batches", type=int, default=20, show_default=True, help="Mini-batches averaged for --batch-sharpness.")
@@ -38,9 +41,12 @@ from .common import analysis_options, pop_session_kwargs, session_from
 @click.option("--html", "html_path", default=None, help="Write a one-page HTML report to PATH.")
 def hessian_cmd(checkpoint: str, top_k: int, smallest: bool, do_trace: bool, trace_matvecs: int,
                 density: bool, density_steps: int, density_runs: int, per_layer: bool,
-                preconditioned: bool, lr: Optional[float], tol: float, converge: str, method: str,
+                preconditioned: bool, lr: Optional[float], tol: float, converge: str, method: str, backend: str,
                 do_batch_sharpness: bool, train_batch_size: Optional[int], batches: int, json_path: Optional[str], html_path: Optional[str], **kwargs) -> None:
     """Hessian spectrum of CHECKPOINT's training loss and the edge-of-stability check."""
+    if backend != "landscape":
+        raise LandscapeError("--backend pyhessian was removed: landscape no longer ships the pyhessian "
+                             "cross-check (it lives in the repository's tests/crosscheck.py)")
     options = pop_session_kwargs(kwargs)
     session = session_from(checkpoint, options)
     config = HessianConfig(top_k=top_k, smallest=smallest, trace=do_trace, density=density,
