@@ -10,12 +10,23 @@ Every product is over the Objective's whole evaluation set (its own batches, its
   first backward per product, at the price of keeping every batch's graph in memory;
 - ``"auto"`` (default): ``"cached"`` when the graphs fit a memory budget (measured on the first
   batch with saved-tensor hooks, extrapolated to all batches; default budget: a quarter of the
-  machine's memory, at most 8 GiB, or half of the free GPU memory), otherwise ``"fwd"``.
+  machine's memory, at most 8 GiB, or half of the GPU memory free at that moment as
+  ``torch.cuda.mem_get_info`` reports it), otherwise ``"fwd"``; running out of GPU memory while
+  building the graphs anyway (memory taken meanwhile) also falls back to ``"fwd"``.
+
+On a GPU the operator turns TF32 off (:func:`exact_float32`): products stay float32-exact.
 
 Measured on 2 CPU cores (24k-parameter BN-CNN, 256 CIFAR-shaped images, batch 128, process CPU
 time): one product costs 3.4× a forward+backward with ``fwd``, 2.9× with ``rev`` and 1.9× with
 ``cached`` (+ 1.9× once to build the graphs). Each operator counts its products in ``hvps``
 (a ``matmat`` of ``k`` vectors counts ``k``), and so does the Objective's ``hvp_count``.
+
+Several products at once (``matmat``, used by block Lanczos): with ``batched=True`` the cached
+graphs are traversed once for all vectors (``autograd.grad(..., is_grads_batched=True)``, a vmap
+over the backward). Measured on 2 CPU cores under load (4 vectors, cached graphs, batch 128):
+ResNet-32 on 64 images 4.27 s per product batched vs 3.65 s one at a time; ResNet-18 on 32
+images 11.1 vs 7.2 s. Batching is therefore off by default (products one after the other, the
+same numbers bit for bit); it is an option for accelerators, where it is not yet measured.
 
 The preconditioned operator is the symmetric form of P⁻¹H used for adaptive optimizers
 (Cohen et al. 2022, "Adaptive Gradient Methods at the Edge of Stability"): P⁻¹H and
@@ -69,13 +80,17 @@ class HessianOperator(LinearOperator):
         shift: a scalar or a flat vector added on the diagonal, e.g. coupled L2 weight decay
             (the gradient of ``wd/2·‖θ‖²`` adds ``wd·I`` to the curvature). Default none.
         cache_budget: bytes the cached graphs may take (``"auto"``/``"cached"``).
+        batched: ``matmat`` through one batched backward per data batch (cached graphs only;
+            module docstring). Default off.
     """
 
     def __init__(self, objective: Objective, theta: Optional[torch.Tensor] = None, *,
                  method: str = "auto", shift: Union[None, float, torch.Tensor] = None,
-                 cache_budget: Optional[int] = None) -> None:
+                 cache_budget: Optional[int] = None, batched: bool = False) -> None:
         if method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}")
+        if objective.device.type == "cuda":
+            exact_float32()
         self.objective = objective
         self.theta = (objective.theta0 if theta is None else theta).detach().to(
             device=objective.device, dtype=objective.dtype)
@@ -94,11 +109,25 @@ class HessianOperator(LinearOperator):
             if shift.shape != (self.dim,):
                 raise ValueError(f"shift must be a scalar or a vector of length {self.dim}")
         self.shift = shift
+        self.batched = bool(batched)
         self._count = 0
 
     @property
     def hvps(self) -> int:
         return self._count
+
+    def matmat(self, V: torch.Tensor) -> torch.Tensor:
+        """Products with the rows of ``V``; one batched pass over the cached graphs when
+        ``batched`` (else one product after the other)."""
+        if V.dim() == 1 or len(V) == 1 or not self.batched or self._graphs is None:
+            return super().matmat(V)
+        V = V.to(device=self.device, dtype=self.dtype)
+        out = self._graphs.hvps(V)
+        self.objective.hvp_count += len(V)
+        self._count += len(V)
+        if self.shift is not None:
+            out = out + (self.shift[None] * V if isinstance(self.shift, torch.Tensor) else self.shift * V)
+        return out
 
     def with_shift(self, shift: Union[None, float, torch.Tensor]) -> HessianOperator:
         """The same H (sharing cached graphs) with another diagonal shift; its own product count."""
@@ -121,6 +150,13 @@ class HessianOperator(LinearOperator):
         if self.shift is not None:
             out = out + self.shift * v
         return out
+
+
+def exact_float32() -> None:
+    """TF32 off for CUDA matmuls and cuDNN convolutions (cuDNN's default is on): float32 Hessian
+    products on Ampere and later GPUs then carry float32's rounding, not TF32's 10-bit mantissa."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
 
 
 def default_cache_budget(device: torch.device) -> int:
@@ -152,6 +188,21 @@ class _GradientGraphs:
         space = objective.space
         leaves = [t.detach().clone().requires_grad_(True) for t in space.unflatten(theta).values()]
         named = dict(zip(space.names, leaves))
+        try:
+            return cls._build(objective, leaves, named, budget, required=required)
+        except torch.cuda.OutOfMemoryError:
+            # the free memory the budget was taken from went to someone else: fall back to
+            # products that keep no graphs (or say so, when cached products were required)
+            if objective.device.type == "cuda":
+                torch.cuda.empty_cache()
+            if required:
+                raise MemoryError("cached Hessian products ran out of GPU memory while building "
+                                  "the gradient graphs") from None
+            return None
+
+    @classmethod
+    def _build(cls, objective: Objective, leaves: List[torch.Tensor], named: dict, budget: int, *,
+               required: bool) -> Optional[_GradientGraphs]:
         batches = list(objective.batches())
         graphs: List[Tuple[List[torch.Tensor], List[int]]] = []
         for i, (xb, yb) in enumerate(batches):
@@ -183,6 +234,25 @@ class _GradientGraphs:
                                      retain_graph=True, allow_unused=True)
             out += torch.cat([(h if h is not None else torch.zeros_like(p)).reshape(-1)
                               for h, p in zip(hv, self.leaves)])
+        if getattr(self.objective, "sharded", False):
+            from .. import distributed
+
+            out = distributed.all_reduce_sum(out)
+        return out
+
+    def hvps(self, V: torch.Tensor) -> torch.Tensor:
+        """Products with every row of ``V`` by one batched backward per data batch."""
+        b = len(V)
+        space = self.objective.space
+        tangent = [V[:, a:e].reshape(b, *shape) for (a, e), shape in zip(space.offsets(), self.shapes)]
+        out = torch.zeros_like(V)
+        for gs, keep in self.graphs:
+            if not gs:
+                continue
+            hv = torch.autograd.grad(gs, self.leaves, grad_outputs=[tangent[j] for j in keep],
+                                     retain_graph=True, allow_unused=True, is_grads_batched=True)
+            out += torch.cat([(h if h is not None else V.new_zeros(b, *p.shape)).reshape(b, -1)
+                              for h, p in zip(hv, self.leaves)], dim=1)
         if getattr(self.objective, "sharded", False):
             from .. import distributed
 

@@ -23,7 +23,6 @@ test-loss minima along those lines. Each hypothesis in :data:`HYPOTHESES` turns 
 from __future__ import annotations
 
 import copy
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,127 +38,18 @@ from ..progress import progress
 from ..results import result
 from ..runs import open_run, position_from_name
 from ..session import Session, open_session
-from ..train import TrainState, checkpoint_payload, read_log, write_payload
+from ..train import TrainState, checkpoint_payload, read_log
+from .detection import (  # noqa: F401 (re-exported: the detector is part of this probe's API)
+    MAD_SCALE,
+    DetectorConfig,
+    Oscillation,
+    Spike,
+    detect_oscillation,
+    detect_spikes,
+    is_spike,
+    spike_score,
+)
 from .hypotheses import HYPOTHESES, EventContext, Verdict, _fmt, _theta_of, hypothesis
-
-MAD_SCALE = 1.4826  # MAD → standard deviation for Gaussian noise
-
-
-# ================================================================ detection
-@dataclass(frozen=True)
-class DetectorConfig:
-    threshold: float = 5.0
-    window: int = 8
-    min_history: int = 3
-    min_rise: float = 0.1
-    floor: float = 0.01
-    min_flips: int = 3
-    min_amplitude: float = 0.05
-
-    def to_json(self) -> dict:
-        return dict(self.__dict__)
-
-
-@dataclass(frozen=True)
-class Spike:
-    """A test-loss value far above the median of the values before it."""
-
-    epoch: float
-    index: int
-    test_loss: float
-    baseline: float
-    scale: float
-    score: float
-
-    def to_json(self) -> dict:
-        return {"epoch": self.epoch, "test_loss": self.test_loss, "baseline": self.baseline,
-                "score": self.score, "scale": self.scale, "index": self.index}
-
-
-def spike_score(values: Sequence[float], i: int, *, cfg: DetectorConfig = DetectorConfig()) -> Tuple[float, float, float]:
-    """``(baseline, scale, score)`` of ``values[i]`` against the ``cfg.window`` finite values before it
-    (NaN score when fewer than ``cfg.min_history`` are available; inf for a non-finite value after
-    at least one finite value, however short the history: a divergence is always an event)."""
-    past = [v for v in values[max(0, i - cfg.window):i] if math.isfinite(v)]
-    x = values[i]
-    if not past or (len(past) < cfg.min_history and math.isfinite(x)):
-        return float("nan"), float("nan"), float("nan")
-    # a non-finite loss after any finite one is a divergence: an event even with a short history
-    t = torch.tensor(past, dtype=torch.float64)
-    base = float(t.median()) if len(past) % 2 else float(t.quantile(0.5))
-    mad = float((t - base).abs().quantile(0.5))
-    scale = max(MAD_SCALE * mad, cfg.floor * abs(base), 1e-12)
-    if not math.isfinite(x):
-        return base, scale, math.inf
-    return base, scale, (x - base) / scale
-
-
-def is_spike(values: Sequence[float], i: int, *, cfg: DetectorConfig = DetectorConfig()) -> Optional[Tuple[float, float, float]]:
-    """The ``(baseline, scale, score)`` of a spike at ``i``, or None."""
-    base, scale, score = spike_score(values, i, cfg=cfg)
-    if not score > cfg.threshold:  # NaN-safe
-        return None
-    x = values[i]
-    if math.isfinite(x) and not (x - base) > cfg.min_rise * abs(base):
-        return None
-    return base, scale, score
-
-
-def detect_spikes(epochs: Sequence[float], values: Sequence[float], *,
-                  cfg: DetectorConfig = DetectorConfig()) -> Tuple[Spike, ...]:
-    """Every spike of a test-loss curve (see the module docstring for the rule)."""
-    out = []
-    for i in range(len(values)):
-        hit = is_spike(values, i, cfg=cfg)
-        if hit is not None:
-            out.append(Spike(epochs[i], i, float(values[i]), *hit))
-    return tuple(out)
-
-
-@dataclass(frozen=True)
-class Oscillation:
-    """Segments where the test loss alternates up and down by more than ``min_amplitude``."""
-
-    segments: Tuple[dict, ...]
-    flip_fraction: float
-
-    def to_json(self) -> dict:
-        return {"segments": list(self.segments), "flip_fraction": self.flip_fraction,
-                "oscillating": bool(self.segments)}
-
-
-def detect_oscillation(epochs: Sequence[float], values: Sequence[float], *,
-                       cfg: DetectorConfig = DetectorConfig()) -> Oscillation:
-    """Runs of ≥ ``cfg.min_flips`` consecutive significant sign flips of the epoch-to-epoch change;
-    ``flip_fraction`` = significant flips / adjacent pairs of changes over the whole curve."""
-    x = [float(v) for v in values]
-    diffs = [x[j + 1] - x[j] for j in range(len(x) - 1)]
-    sig = []
-    for j, d in enumerate(diffs):
-        lo, hi = max(0, j - 2), min(len(x), j + 4)
-        level = sorted(abs(v) for v in x[lo:hi] if math.isfinite(v))
-        ref = level[len(level) // 2] if level else 0.0
-        sig.append(math.isfinite(d) and abs(d) >= cfg.min_amplitude * max(ref, 1e-12))
-    flips = [sig[j] and sig[j + 1] and diffs[j] * diffs[j + 1] < 0 for j in range(len(diffs) - 1)]
-    segments, j = [], 0
-    while j < len(flips):
-        if not flips[j]:
-            j += 1
-            continue
-        k = j
-        while k + 1 < len(flips) and flips[k + 1]:
-            k += 1
-        n = k - j + 1
-        if n >= cfg.min_flips:
-            amps = [abs(diffs[m]) / max(abs(x[m]), 1e-12) for m in range(j, k + 2)]
-            seg = x[j:k + 3]
-            peak = j + max(range(len(seg)), key=lambda m: seg[m])
-            segments.append({"start_epoch": epochs[j], "end_epoch": epochs[k + 2], "flips": n,
-                             "relative_amplitude": sorted(amps)[len(amps) // 2],
-                             "peak_epoch": epochs[peak], "peak_index": peak})
-        j = k + 1
-    frac = sum(flips) / len(flips) if flips else 0.0
-    return Oscillation(tuple(segments), float(frac))
 
 
 # ============================================================ training hook
@@ -174,51 +64,23 @@ def _cpu_clone(obj: Any) -> Any:
 
 
 class SpikeSaver:
-    """Epoch hook for :func:`landscape.train.train` (``landscape train --save-around-spikes``).
-
-    Keeps the last ``keep`` epochs' checkpoints in (CPU) memory; when the test loss of the epoch
-    just finished is a spike by :func:`is_spike`, writes them and the current one as
-    ``epoch_XXX.pt`` (files already there are kept), then the next ``after`` epochs too, and
-    appends the spike to ``spikes.json``. Memory: ``keep + 1`` copies of weights + optimizer state.
+    """Epoch hook for :func:`landscape.train.train` taking a :class:`TrainState`: the checkpoints
+    around spikes of :class:`landscape.monitor.SpikeKeeper` (the one implementation, also used by
+    :class:`landscape.monitor.Monitor` and ``landscape train --save-around-spikes``).
     """
 
     def __init__(self, out_dir: str | Path, *, keep: int = 2, after: int = 1,
                  cfg: DetectorConfig = DetectorConfig()) -> None:
-        self.out = Path(out_dir)
-        self.keep = int(keep)
-        self.after = int(after)
-        self.cfg = cfg
-        self.window: List[Tuple[int, dict]] = []
-        self.pending = 0
-        self.spikes: List[dict] = []
-        self.saved: List[int] = []
+        from ..monitor import SpikeKeeper
+
+        self.keeper = SpikeKeeper(out_dir, keep=keep, after=after, cfg=cfg)
+        self.spikes, self.saved = self.keeper.spikes, self.keeper.saved
 
     def __call__(self, state: TrainState) -> None:
         if state.model_spec is None:
             raise LandscapeError("SpikeSaver needs TrainState.model_spec (set by landscape.train.train)")
         payload = _cpu_clone(checkpoint_payload(state, state.model_spec))
-        self.window.append((state.epoch, payload))
-        if self.pending > 0:
-            self._write(state.epoch, payload)
-            self.pending -= 1
-        values = [float(r["test_loss"]) for r in state.history]
-        hit = is_spike(values, len(values) - 1, cfg=self.cfg) if values else None
-        if hit is not None:
-            base, _, score = hit
-            self.spikes.append({"epoch": state.epoch, "test_loss": values[-1], "baseline": base, "score": score})
-            for epoch, p in self.window:
-                self._write(epoch, p)
-            self.pending = self.after
-            (self.out / "spikes.json").write_text(json.dumps(
-                [{k: (v if math.isfinite(v) else str(v)) if isinstance(v, float) else v for k, v in s.items()}
-                 for s in self.spikes], indent=2) + "\n")
-        self.window = self.window[-self.keep:] if self.keep > 0 else []
-
-    def _write(self, epoch: int, payload: dict) -> None:
-        path = self.out / f"epoch_{epoch:03d}.pt"
-        if not path.exists():
-            write_payload(path, payload)
-            self.saved.append(epoch)
+        self.keeper.observe(state.epoch, payload, [float(r["test_loss"]) for r in state.history])
 
 
 # ======================================================= checkpoint probing
@@ -439,8 +301,12 @@ def _lr_for(epoch: int, session: Session, log: Sequence[dict], override: Optiona
 
 
 def probe_checkpoint(path: Path, epoch: int, role: str, event_epoch: float, *, prev: Optional[Path],
-                     log: Sequence[dict], cfg: SpikeProbeConfig, session_kwargs: dict) -> CheckpointProbe:
-    """Every measurement of :class:`CheckpointProbe` at one checkpoint."""
+                     log: Sequence[dict], cfg: SpikeProbeConfig, session_kwargs: dict,
+                     warm: Optional[Dict[str, torch.Tensor]] = None) -> CheckpointProbe:
+    """Every measurement of :class:`CheckpointProbe` at one checkpoint.
+
+    ``warm``: eigenvectors of the previously probed checkpoint (Lanczos starts from them, which
+    saves products between neighbouring checkpoints); updated in place with this one's."""
     s = open_session(str(path), **session_kwargs)
     if s.train is None or s.test is None:
         raise LandscapeError("the spike probe needs train and test data (--data)")
@@ -451,13 +317,19 @@ def probe_checkpoint(path: Path, epoch: int, role: str, event_epoch: float, *, p
     g = obj.grad(theta)
     gg = float(g @ g)
     dirc = float(g @ obj.hvp(g, theta)) / gg if gg > 0 else float("nan")
-    top = _top_eigen(obj, k=1, tol=cfg.tol, seed=cfg.seed, theta=theta) if cfg.hessian else None
+    warm = warm if warm is not None else {}
+    top = (_top_eigen(obj, k=1, tol=cfg.tol, seed=cfg.seed, theta=theta, v0=warm.get("top"), converge="vectors")
+           if cfg.hessian else None)   # the vector is used (alignment): converge on its residual
+    if top is not None:
+        warm["top"] = top.eigenvectors[:1].detach()
     lam = TopEigen.of(top) if top is not None else None
     thr = ratio = pre_val = pre_thr = pre_ratio = st_json = None
     if lam is not None and lr is not None:
         ck = s.checkpoint
         verdict = curvature_verdict(obj, s.optimizer, lr=lr, tol=cfg.tol, seed=cfg.seed, theta=theta, top=top,
-                                    train_batch_size=train_batch_size(ck.meta if ck else None))
+                                    train_batch_size=train_batch_size(ck.meta if ck else None),
+                                    warm=warm.get("verdict"))
+        warm["verdict"] = dict(verdict.warm)
         st, pre_val = verdict.stability, verdict.preconditioned_lambda_max
         st_json = verdict.to_json()
         if st.on == "H":
@@ -555,13 +427,14 @@ def probe_spikes(run_dir: str | Path, *, log_path: Optional[str | Path] = None,
     bar = progress(len(plan), desc="spikes")
     probes: List[CheckpointProbe] = []
     cache: Dict[int, CheckpointProbe] = {}
+    warm: Dict[str, Any] = {}          # eigenvectors of the last probed checkpoint (warm starts)
     by_event: Dict[float, Dict[str, CheckpointProbe]] = {}
     for ev, role, epoch in plan:
         prev = max((e for e in ckpts if e < epoch), default=None)
         if epoch not in cache:
             cache[epoch] = probe_checkpoint(ckpts[epoch], epoch, role, ev["epoch"],
                                             prev=ckpts[prev] if prev is not None else None,
-                                            log=log, cfg=cfg, session_kwargs=kwargs)
+                                            log=log, cfg=cfg, session_kwargs=kwargs, warm=warm)
         p = cache[epoch]
         if p.role != role or p.event_epoch != ev["epoch"]:
             p = CheckpointProbe(**{**p.__dict__, "role": role, "event_epoch": ev["epoch"]})
