@@ -42,7 +42,7 @@ import random
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -82,10 +82,17 @@ def checkpoint_payload(model: nn.Module, optimizer: torch.optim.Optimizer, *, ep
 
 
 def write_payload(path: Path, payload: dict) -> None:
-    """Write atomically (temporary file, then rename)."""
+    """Write atomically (temporary file, then rename); a failed write (a full disk shows up as
+    torch's ``[enforce fail at inline_container.cc]``) leaves no temporary file behind and is a
+    one-line error naming the checkpoint."""
     tmp = path.with_suffix(".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    try:
+        torch.save(payload, tmp)
+        tmp.replace(path)
+    except (OSError, RuntimeError) as exc:
+        tmp.unlink(missing_ok=True)
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise LandscapeError(f"cannot write checkpoint {path} (is the disk full?): {first}") from None
 
 
 def cpu_clone(obj: Any) -> Any:
@@ -386,6 +393,23 @@ class Monitor:
         """The checkpoint of the live state (live tensors; see :func:`checkpoint_payload`)."""
         return checkpoint_payload(self.model, self.optimizer, epoch=self.live.epoch, step=self.live.step,
                                   meta=self.meta)
+
+    def restore(self, rows: Sequence[Dict[str, float]], sharpness_rows: Sequence[Dict[str, Any]], *,
+                epoch: int, step: int) -> None:
+        """Continue a run written before (``landscape train --resume``): its ``log.csv`` rows and
+        ``sharpness.csv`` rows up to the resume point are kept, and counting goes on from
+        ``epoch``/``step``. Spike detection sees the old rows; the in-memory window starts empty."""
+        self._open()
+        self.live.epoch, self.live.step = int(epoch), int(step)
+        self.history = [dict(r) for r in rows]
+        if not is_main():
+            return
+        with open(self.out / "log.csv", "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=LOG_COLUMNS, extrasaction="ignore")
+            for r in rows:
+                writer.writerow({k: (int(r[k]) if k in ("epoch", "step") else r.get(k)) for k in LOG_COLUMNS})
+        if self.tracker is not None and sharpness_rows:
+            self.tracker.restore(sharpness_rows)
 
     def use_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
         """Follow a new optimizer from now on (e.g. after switching from Adam to SGD)."""
