@@ -203,16 +203,27 @@ def test_first_step_causes_table(results, tmp_path):
     import json
 
     d = json.loads((results / "first_step.json").read_text())
-    res = CliRunner().invoke(main, ["table", str(results / "first_step.json")])
-    if not any("causes" in r for r in d["runs"]):  # a probe that records no causes: skipped, said so
+    res = CliRunner().invoke(main, ["table", str(results / "first_step.json"), "--latex"])
+    causes = [(r, c) for r in d["runs"] for c in r.get("causes") or []]
+    if not causes:  # a probe that records no causes: skipped, and said so
         assert res.exit_code == 1 and "records no causes" in res.output
+    else:
+        assert res.exit_code == 0 and balanced(res.output)
+        body = res.output.split("\\midrule")[1].split("\\bottomrule")[0].strip().splitlines()
+        assert len(body) == len(causes)  # one row per cause and learning rate
+        for line, (run, c) in zip(body, causes):
+            cells = line.rstrip(" \\").split(" & ")
+            assert cells[0] == c["name"].replace("_", "\\_") and float(cells[1]) == run["lr"]
+            assert cells[-2] == ("yes" if c["supported"] else "no")  # evidence is the last column
     for r in d["runs"]:
-        r["causes"] = [{"name": "sign-like step", "supported": True, "evidence": "‖Δ‖ = 47× SGD's"},
+        r.pop("loss", None)
+        r["causes"] = [{"name": "sign-like step", "supported": True, "evidence": "‖Δ‖ = 47× SGD's, |g| < 1e-3"},
                        {"name": "dead ReLUs", "supported": False, "evidence": "0% & 50%"}]
     p = tmp_path / "fs.json"
     p.write_text(json.dumps(d))
     tex = run_cli("table", p, "--latex")
     assert balanced(tex) and "sign-like step & 0.1 & yes" in tex and "0\\% \\& 50\\%" in tex
+    assert "\\textbar{}g\\textbar{} \\textless{} 1e-3" in tex and "$\\|\\Delta\\|$" in tex
     body = tex.split("\\midrule")[1].split("\\bottomrule")[0].strip().splitlines()
     assert len(body) == 2 * len(d["runs"])
 
@@ -265,3 +276,18 @@ def test_vtp_leaves_out_uncomputed_cells(tmp_path):
     v = read_vtp(str(tmp_path / "p.vtp"))
     assert v.point_data["computed"].tolist() == done.ravel().astype(int).tolist()
     assert 11 not in {i for q in v.polys for i in q}
+
+
+def test_rendering_leaves_the_callers_matplotlib_settings_alone(results, tmp_path):
+    import matplotlib
+
+    from landscape.report.figures import FigureOptions, render_figure
+
+    backend = matplotlib.get_backend()
+    with matplotlib.rc_context({"font.size": 31.0, "pdf.fonttype": 3}):
+        render_figure([str(results / "plane.h5")], str(tmp_path / "a.pdf"), options=FigureOptions(dpi=40))
+        assert matplotlib.rcParams["font.size"] == 31.0 and matplotlib.rcParams["pdf.fonttype"] == 3
+    assert matplotlib.get_backend() == backend
+    # and the user's settings do not leak into the figure: same bytes as without them
+    render_figure([str(results / "plane.h5")], str(tmp_path / "b.pdf"), options=FigureOptions(dpi=40))
+    assert (tmp_path / "a.pdf").read_bytes() == (tmp_path / "b.pdf").read_bytes()

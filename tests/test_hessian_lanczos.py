@@ -321,3 +321,16 @@ def test_cli_limits_block_and_bad_values(digits_run, tmp_path):
     for flag, value in (("--block", "0"), ("--block", "many"), ("--max-hvps", "0"), ("--time-budget", "-1")):
         res = CliRunner().invoke(main, ["hessian", ck, "--subset", "50", flag, value])
         assert res.exit_code != 0 and "Traceback" not in res.output and flag in res.output, res.output
+
+
+def test_running_out_of_gpu_memory_while_caching_graphs_falls_back(monkeypatch):
+    from landscape.hessian import operator
+
+    def oom(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(operator._GradientGraphs, "_build", classmethod(oom))
+    obj = objective_for("mlp_tanh")
+    assert HessianOperator(obj).method == "fwd"                    # auto: products without graphs
+    with pytest.raises(MemoryError):
+        HessianOperator(obj, method="cached")
