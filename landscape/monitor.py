@@ -125,6 +125,18 @@ def model_record(model: nn.Module) -> str:
     return cls.__qualname__
 
 
+def unwrap(model: nn.Module) -> nn.Module:
+    """The module inside DistributedDataParallel/DataParallel and ``torch.compile`` wrappers (the
+    same parameters, state-dict keys without ``module.``/``_orig_mod.``)."""
+    while True:
+        if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+            model = model.module
+        elif hasattr(model, "_orig_mod") and isinstance(model._orig_mod, nn.Module):
+            model = model._orig_mod
+        else:
+            return model
+
+
 # ------------------------------------------------------------------ randomness
 @contextmanager
 def untouched_rng(device: torch.device) -> Iterator[None]:
@@ -209,7 +221,8 @@ class Monitor:
         batch_size: the training batch size (BatchNorm statistics and batch sharpness); default
             the loader's, or the whole set for tensors (full-batch).
         model_spec: a :class:`~landscape.models.ModelSpec` (or registry spec string) recorded in
-            checkpoints so later commands rebuild the model without ``--model``.
+            checkpoints so later commands rebuild the model without ``--model`` (default: the spec
+            of a model made by :func:`landscape.build_model`, else only its class path).
         data: a data spec (e.g. ``"digits"``, ``"cifar10:DIR"``) recorded likewise.
         output_fn: picks the logits from the model's output (see :class:`~landscape.objective.Objective`).
         meta: extra entries for the checkpoints' ``landscape`` record.
@@ -258,6 +271,7 @@ class Monitor:
             raise SpecError(f"Monitor subset must be a positive integer or None; got {subset!r}")
         if every > 0 and train is None:
             raise SpecError("Monitor needs train=... (the training data) to measure sharpness; or every=0")
+        model = unwrap(model)
         self.model, self.optimizer = model, optimizer
         self.loss_fn = resolve_loss(loss)
         self.loss, self.output_fn = loss, output_fn
@@ -272,6 +286,7 @@ class Monitor:
         self.meta = self._meta(model, loss, model_spec, data, meta or {})
         self.history: List[Dict[str, float]] = []
         self.keeper = SpikeKeeper(self.out, keep=keep, after=after, cfg=self.spike_cfg)
+        self._eval_objectives: Dict[int, Objective] = {}
         self._loss_sum, self._loss_n = 0.0, 0
         self._closed = False
         if is_main():
@@ -291,6 +306,8 @@ class Monitor:
               extra: Dict[str, Any]) -> Dict[str, Any]:
         from .models import ModelSpec
 
+        if model_spec is None:  # built by landscape.build_model: it knows its registry spec
+            model_spec = getattr(model, "landscape_spec", None)
         if isinstance(model_spec, str):
             model_spec = ModelSpec(model_spec)
         record: Dict[str, Any] = {
@@ -376,11 +393,22 @@ class Monitor:
         return row
 
     def evaluate(self, data: Data) -> Any:
-        """Loss and accuracy at the live weights on ``data`` (model in eval mode, private copy)."""
-        x, y = (data if isinstance(data, (tuple, list)) and len(data) == 2 else (data, None))
+        """Loss and accuracy at the live weights and buffers on ``data`` (model in eval mode).
+
+        The Objective over ``data`` (a private model copy; a loader's batches checked once) is
+        built on the first call and then evaluated at the live parameters and BatchNorm buffers."""
+        obj = self._eval_objectives.get(id(data))
+        if obj is None:
+            x, y = (data if isinstance(data, (tuple, list)) and len(data) == 2 else (data, None))
+            with untouched_rng(self.device):
+                obj = Objective(self.model, x, y, loss=self.loss_fn, output_fn=self.output_fn,
+                                batch_size=self.eval_batch_size, device=self.device)
+            self._eval_objectives[id(data)] = obj
+        live = dict(self.model.named_parameters())
+        theta = obj.space.flatten({n: live[n].detach() for n in obj.space.names}).to(obj.dtype)
+        buffers = {n: b.detach() for n, b in self.model.named_buffers() if n in obj._consts}
         with untouched_rng(self.device):
-            return Objective(self.model, x, y, loss=self.loss_fn, output_fn=self.output_fn,
-                             batch_size=self.eval_batch_size, device=self.device).evaluate()
+            return obj.with_buffers(buffers).evaluate(theta)
 
     def save(self, name: Optional[str] = None) -> Path:
         """Write the live weights and optimizer state now (``epoch_XXX.pt`` of the last epoch)."""
@@ -525,4 +553,4 @@ def _summary_writer(folder: Union[str, Path]) -> Any:
 
 
 __all__ = ["LOG_COLUMNS", "LiveState", "Monitor", "SpikeKeeper", "checkpoint_payload", "cpu_clone", "loss_record",
-           "model_record", "subset_tensors", "untouched_rng", "write_payload"]
+           "model_record", "subset_tensors", "untouched_rng", "unwrap", "write_payload"]
