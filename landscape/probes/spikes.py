@@ -22,7 +22,6 @@ test-loss minima along those lines. Each hypothesis in :data:`HYPOTHESES` turns 
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ from ..errors import LandscapeError
 from ..hessian.analyze import top_eigen as _top_eigen
 from ..hessian.batch_sharpness import train_batch_size
 from ..hessian.verdict import TopEigen, curvature_verdict
+from ..monitor import SpikeKeeper, cpu_clone
 from ..progress import progress
 from ..results import result
 from ..runs import open_run, position_from_name
@@ -53,16 +53,6 @@ from .hypotheses import HYPOTHESES, EventContext, Verdict, _fmt, _theta_of, hypo
 
 
 # ============================================================ training hook
-def _cpu_clone(obj: Any) -> Any:
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().to("cpu", copy=True)
-    if isinstance(obj, dict):
-        return {k: _cpu_clone(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_cpu_clone(v) for v in obj)
-    return copy.deepcopy(obj)
-
-
 class SpikeSaver:
     """Epoch hook for :func:`landscape.train.train` taking a :class:`TrainState`: the checkpoints
     around spikes of :class:`landscape.monitor.SpikeKeeper` (the one implementation, also used by
@@ -71,15 +61,13 @@ class SpikeSaver:
 
     def __init__(self, out_dir: str | Path, *, keep: int = 2, after: int = 1,
                  cfg: DetectorConfig = DetectorConfig()) -> None:
-        from ..monitor import SpikeKeeper
-
         self.keeper = SpikeKeeper(out_dir, keep=keep, after=after, cfg=cfg)
         self.spikes, self.saved = self.keeper.spikes, self.keeper.saved
 
     def __call__(self, state: TrainState) -> None:
         if state.model_spec is None:
             raise LandscapeError("SpikeSaver needs TrainState.model_spec (set by landscape.train.train)")
-        payload = _cpu_clone(checkpoint_payload(state, state.model_spec))
+        payload = cpu_clone(checkpoint_payload(state, state.model_spec))
         self.keeper.observe(state.epoch, payload, [float(r["test_loss"]) for r in state.history])
 
 
