@@ -3,10 +3,10 @@
 import pytest
 import torch
 from cases import dense_hessian, objective_for
+from crosscheck import arpack_eigsh, power_iteration
 from torch import nn
 
-from landscape.hessian import DenseOperator, HessianOperator, eigsh, power_iteration, top_eigen
-from landscape.hessian.lanczos import arpack_eigsh
+from landscape.hessian import DenseOperator, HessianOperator, eigsh, top_eigen
 from landscape.objective import Objective
 
 pytestmark = pytest.mark.usefixtures("one_thread")
