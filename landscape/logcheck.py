@@ -22,7 +22,7 @@ from .data import NORMALIZE_PRESETS, Dataset, parse_normalize
 from .errors import SpecError
 from .losses import LOSSES, get_loss
 from .objective import Objective
-from .runs import RunLog
+from .runfiles import RunLog
 
 TOLERANCE = 1e-3
 SPLITS = ("test", "val")  # recomputable (eval-mode) splits, in order of preference

@@ -5,7 +5,7 @@ resolves the model, data, loss, preprocessing and training split, loads and chec
 maps the optimizer state, and builds the train and test :class:`~landscape.objective.Objective`
 on the chosen device, dtype and subset. Each setting comes from, in this order: the argument
 (command-line flag), what landscape recorded in its own checkpoint, the run folder's config file
-(``config.yaml`` & co., :mod:`landscape.runs`), recognition of the weights
+(``config.yaml`` & co., :mod:`landscape.runfiles`), recognition of the weights
 (:mod:`landscape.models.recognise`), a default; :attr:`Session.sources` says which. Where the
 checkpoint's run has a log, the logged loss at its epoch is recomputed
 (:mod:`landscape.logcheck`); an inconsistency is a one-line warning.
@@ -32,7 +32,7 @@ from .models import ModelSpec, model_from_spec
 from .models.recognise import Recognition, recognise
 from .objective import Objective
 from .params import ParamSpace
-from .runs import RunLog, RunSettings, find_config, find_log, run_root_of, run_settings
+from .runfiles import RunLog, RunSettings, find_config, find_log, run_root_of, run_settings
 from .specs import check_recorded_spec
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
