@@ -269,3 +269,12 @@ def test_every_command_help_ends_with_a_parsing_example() -> None:
         assert text.rstrip().splitlines()[-1].strip() == EXAMPLES[name], name
         argv = shlex.split(EXAMPLES[name])[len(name.split()):]
         cmd.make_context(name, argv)  # raises on an unknown flag, a bad value or a missing argument
+
+
+def test_update_writes_what_the_commands_printed(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text("Text.\n\n```console\n$ echo a && \\\n  echo b\nold\n\n$ echo c\nc\n$ printf 'd\\ne\\n'\n```\n")
+    failures = check_page(page, tmp_path / "w", update=True)
+    assert len(failures) == 2
+    assert page.read_text() == "Text.\n\n```console\n$ echo a && \\\n  echo b\na\nb\n\n$ echo c\nc\n$ printf 'd\\ne\\n'\nd\ne\n```\n"
+    assert check_page(page, tmp_path / "w2") == []
