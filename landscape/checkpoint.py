@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from .errors import CheckpointError
+from .optim.families import recognise_state
 from .params import ParamSpace
 
 MODEL_KEYS = ("state_dict", "model_state_dict", "model", "net", "module", "weights", "network")
@@ -273,38 +274,9 @@ def load_into(model: nn.Module, state: Mapping[str, torch.Tensor], *, where: str
 
 
 def infer_optimizer_type(raw: Mapping[str, Any]) -> Tuple[str, Tuple[str, ...]]:
-    """Name the optimizer family from state keys and param-group keys (torch.optim layouts)."""
-    groups = raw.get("param_groups") or [{}]
-    g = groups[0]
-    if "landscape_type" in g:
-        return str(g["landscape_type"]), ()
-    keys = set()
-    for s in (raw.get("state") or {}).values():
-        if isinstance(s, Mapping):
-            keys |= set(s)
-    if "mu_product" in keys or "momentum_decay" in g:
-        return "nadam", ()
-    if "exp_inf" in keys:
-        return "adamax", ()
-    if "acc_delta" in keys or "rho" in g:
-        return "adadelta", ()
-    if "square_avg" in keys or ("alpha" in g and "centered" in g):
-        return "rmsprop", ()
-    if "sum" in keys or "lr_decay" in g:
-        return "adagrad", ()
-    if "final_lr" in g and "gamma" in g:  # AdaBound/AMSBound (Luo et al. 2019; landscape.optim)
-        return ("amsbound" if g.get("amsbound") else "adabound"), ()
-    if "betas" in g or {"exp_avg", "exp_avg_sq"} <= keys:
-        if "amsgrad" not in g:
-            return "radam", ()
-        if g.get("decoupled_weight_decay"):
-            return "adamw", ()
-        if "decoupled_weight_decay" not in g:
-            return "adam", ("torch < 2.6 stores Adam and AdamW alike; read as Adam (coupled decay)",)
-        return "adam", ()
-    if "momentum" in g or "nesterov" in g or "momentum_buffer" in keys:
-        return "sgd", ()
-    return "unknown", ()
+    """Name the optimizer family from state keys and param-group keys (torch.optim layouts;
+    :func:`landscape.optim.families.recognise_state`)."""
+    return recognise_state(raw)
 
 
 def map_optimizer_state(raw: Mapping[str, Any], space: ParamSpace,

@@ -13,7 +13,7 @@ Adam and MSE with SGD do (REFERENCES.md, "Measured on this kind of machine").
 Every sentence of :func:`summarise` is computed from the results (thresholds and rules are stated
 in the text); nothing is canned. The edge-of-stability check and the sharpness measures use
 BatchNorm in train mode (batch statistics, as during training; in eval mode the running statistics
-give curvature in directions training never moves, see landscape.hessian.stability.BN_EVAL_NOTE),
+give curvature in directions training never moves, see landscape.hessian.verdict),
 on the full-batch loss; slices and interpolation use the stored running statistics (the model as
 it is evaluated).
 """

@@ -60,7 +60,6 @@ def write_json(obj: Any, path: str | Path) -> None:
         sys.stdout.write(text + "\n")
         sys.stdout.flush()
         return
-    p = Path(path)
-    if p.parent and not p.parent.exists():
-        p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(text + "\n")
+    from .outputs import write_text_safely
+
+    write_text_safely(Path(path), text + "\n")

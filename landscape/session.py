@@ -89,6 +89,10 @@ def open_session(checkpoint: Optional[str] = None, *, model: Optional[str] = Non
     (:meth:`landscape.runs.Run.session_at`)."""
     if dtype not in DTYPES:
         raise SpecError(f"unknown dtype {dtype!r}; choose float32 or float64")
+    if int(batch_size) < 1:
+        raise SpecError(f"batch_size must be at least 1 (got {batch_size})")
+    if subset is not None and int(subset) < 1:
+        raise SpecError(f"subset must be at least 1 sample (got {subset}); leave it unset for the whole set")
     distributed.init_from_env(device)
     ck = load_checkpoint(checkpoint, trust=trust) if checkpoint else None
     meta = ck.meta if ck else {}

@@ -70,6 +70,15 @@ def test_oscillation_segment_and_divergence():
     assert [s.epoch for s in detect_spikes(list(range(21)), div)] == [20]
 
 
+@pytest.mark.parametrize("history", [[2.3], [2.3, 2.1]])
+def test_nan_after_a_short_finite_history_is_a_spike(history):
+    vals = history + [float("nan")]
+    spikes = detect_spikes(list(range(len(vals))), vals)
+    assert [s.epoch for s in spikes] == [len(history)] and spikes[0].score == float("inf")
+    assert detect_spikes([0, 1], [float("nan"), float("nan")]) == ()  # nothing finite before: no baseline
+    assert detect_spikes([0, 1], [2.3, 9.0]) == ()  # a finite rise still needs min_history values
+
+
 def test_line_minimum_refines_a_parabola():
     alphas = [i / 10 for i in range(-10, 11)]
     assert _line_minimum(alphas, [(a - 0.234) ** 2 + 1 for a in alphas]) == pytest.approx(0.234, abs=1e-9)
@@ -154,3 +163,12 @@ def test_train_cli_save_around_spikes_smoke(tmp_path):
                                     "--save-around-spikes", "--out", str(tmp_path)])
     assert res.exit_code == 0, res.output
     assert "spikes during training: 0" in res.output
+
+
+def test_log_with_only_a_header_is_named_as_such(tmp_path):
+    from landscape.errors import LandscapeError
+    from landscape.probes.spikes import probe_spikes
+
+    (tmp_path / "log.csv").write_text("epoch,step,train_loss,train_acc,test_loss,test_acc,lr\n")
+    with pytest.raises(LandscapeError, match="no rows yet"):
+        probe_spikes(tmp_path)

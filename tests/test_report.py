@@ -553,3 +553,27 @@ def test_sharpness_json_of_landscape_sharpness(tmp_path):
     assert rows["PAC-Bayes σ (magnitude-aware)"] == ("0.5", "0.5")
     assert rows["gap (test − train) loss"] == ("0.035", "0.003")
     assert rows["optimizer"] == ("sgd (lr 0.05)", "adam (lr 0.05)")
+
+
+def test_crafted_slice_file_declaring_a_huge_dataset_is_refused_unread(tmp_path):
+    """A file may declare a dataset of many GiB (chunked, never written): report checks shapes first."""
+    import h5py
+
+    from landscape.errors import LandscapeError
+    from landscape.report.slices import read_slice_h5
+
+    path = tmp_path / "crafted.h5"
+    with h5py.File(path, "w") as f:
+        f["xcoordinates"] = np.linspace(-1, 1, 5)
+        f["ycoordinates"] = np.linspace(-1, 1, 4)
+        f["train_loss"] = np.ones((5, 4))
+        f.create_dataset("test_loss", shape=(100_000, 100_000), dtype="f8", chunks=(100, 100))  # 75 GiB
+    with pytest.raises(LandscapeError, match="test_loss.*refusing to read"):
+        read_slice_h5(path)
+    with h5py.File(path, "a") as f:
+        del f["test_loss"]
+        f.create_dataset("xcoordinates2", data=np.zeros(3))
+        del f["xcoordinates"]
+        f.create_dataset("xcoordinates", shape=(10**7,), dtype="f8", chunks=(1000,))
+    with pytest.raises(LandscapeError, match="coordinates must be 1-D with at most"):
+        read_slice_h5(path)

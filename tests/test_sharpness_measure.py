@@ -133,7 +133,11 @@ def test_run_folder_warm_starts_and_series(digits_run):
     s = run.series()
     assert s["epoch"] == epochs
     assert all(t == pytest.approx((2 + 2 * 0.9) / 0.05) for t in s["threshold"])
-    assert s["stability_sharpness"] == s["lambda_max"]
+    # the verdict is on the training objective (BatchNorm batch statistics over the run's batch size),
+    # λ_max on the evaluated one (running statistics)
+    stabs = [r.to_json()["stability"] for r in run.results]
+    assert s["stability_sharpness"] == [st["lambda_max"] for st in stabs]
+    assert all(st["objective"]["bn_mode"] == "train" and st["objective"]["batch_size"] == 128 for st in stabs)
     assert all(v is not None and v > 0 for v in s["worst_case_sharpness"][1:])
     assert "sharpness" in run.table() and "threshold" in run.table()
 
@@ -172,4 +176,4 @@ def test_cli_checkpoints_side_by_side_and_run_folder(digits_run, tmp_path):
     r = runner.invoke(main, ["sharpness", ckpts[0], "--measures", "bogus"])
     assert r.exit_code == 1 and "unknown measure" in r.output
     r = runner.invoke(main, ["sharpness", ckpts[0], "--rho", "-1"])
-    assert r.exit_code == 1 and "--rho" in r.output
+    assert r.exit_code == 2 and "--rho" in r.output and "out of range" in r.output

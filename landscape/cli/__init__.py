@@ -80,7 +80,8 @@ def main() -> None:
 
 
 # Each command family lives in its own module here; a module registers its commands on import.
-COMMAND_MODULES = ("inspection", "basic", "hessian", "slices", "sharpness", "probe", "report", "demo", "toy")
+COMMAND_MODULES = ("inspection", "basic", "hessian", "slices", "sharpness", "probe", "report", "demo", "toy",
+                   "figures")
 
 
 def _register() -> None:
@@ -106,3 +107,7 @@ def _add_examples(cmd: click.Command, name: str) -> None:
 
 
 _register()
+
+from .validate import apply_rules  # noqa: E402  (after every command has registered its options)
+
+apply_rules(main)

@@ -21,6 +21,9 @@ EXAMPLES: Dict[str, str] = {
     "landscape probe spikes": "landscape probe spikes runs/sgd --json spikes.json",
     "landscape report": "landscape report slice.h5 hessian.json runs/sgd --out report.html",
     "landscape toy": "landscape toy basin --optimizer adam --optimizer sgd --lr 2.1 --html toy.html",
+    "landscape figure": "landscape figure slice.h5 --out slice.pdf",
+    "landscape table": "landscape table sharpness.json hessian.json --latex --out tables.tex",
+    "landscape export-vtk": "landscape export-vtk slice.h5 --out slice.vtp --log",
 }
 
 

@@ -1,5 +1,6 @@
 """The Hessian engine: operators, Lanczos, power iteration, trace, spectral density,
-adaptive preconditioners and stability thresholds (see each module for its method and sources)."""
+adaptive preconditioners, stability thresholds and the one curvature verdict (verdict.py) that
+every stability judgement goes through (see each module for its method and sources)."""
 
 from .analyze import (
     HessianConfig,
@@ -22,10 +23,18 @@ from .power import power_iteration
 from .preconditioner import coupled_weight_decay, preconditioner_diag
 from .stability import Stability, stability, threshold_for
 from .trace import TraceResult, hutchinson, hutchpp
+from .verdict import (
+    CurvatureVerdict,
+    TopEigen,
+    curvature_verdict,
+    top_eigenpair,
+    training_objective,
+)
 
 __all__ = [
-    "BlockOperator", "DenseOperator", "DensityResult", "EigenResult", "HessianConfig", "HessianOperator",
-    "HessianReport", "LayerEigen", "LinearOperator", "PreconditionedOperator", "Stability", "TraceResult",
-    "analyze_hessian", "coupled_weight_decay", "eigsh", "hutchinson", "hutchpp", "per_layer_eigen",
+    "BlockOperator", "CurvatureVerdict", "DenseOperator", "DensityResult", "EigenResult", "HessianConfig", "HessianOperator",
+    "HessianReport", "LayerEigen", "LinearOperator", "PreconditionedOperator", "Stability", "TopEigen", "TraceResult",
+    "analyze_hessian", "coupled_weight_decay", "curvature_verdict", "eigsh", "hutchinson", "hutchpp", "per_layer_eigen",
     "power_iteration", "preconditioner_diag", "slq", "stability", "threshold_for", "top_eigen",
+    "top_eigenpair", "training_objective",
 ]

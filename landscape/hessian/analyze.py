@@ -23,8 +23,9 @@ from .density import DensityResult, slq
 from .lanczos import EigenResult, eigsh
 from .operator import BlockOperator, HessianOperator, LinearOperator, PreconditionedOperator
 from .preconditioner import coupled_weight_decay, is_adaptive, preconditioner_diag
-from .stability import Stability, bn_eval_note, stability
+from .stability import Stability
 from .trace import TraceResult, hutchpp
+from .verdict import CurvatureVerdict, curvature_verdict, describe_objective
 
 
 def top_eigen(objective: Objective, *, k: int = 1, tol: float = 1e-4, seed: int = 0,
@@ -128,6 +129,8 @@ class HessianReport:
     batch_sharpness: Optional[BatchSharpness] = None
     batch_stability: Optional[Stability] = None
     top: Optional[EigenResult] = None
+    verdict: Optional[CurvatureVerdict] = None
+    objective: Dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         d: Dict[str, Any] = {
@@ -157,7 +160,8 @@ class HessianReport:
             d["preconditioned_residuals"] = list(self.preconditioned.residuals)
             d["preconditioned_converged"] = self.preconditioned.converged
             d["preconditioned_error_bounds"] = list(self.preconditioned.error_bounds)
-        d["stability"] = self.stability.to_json()
+        d["stability"] = self.verdict.to_json() if self.verdict is not None else self.stability.to_json()
+        d["objectives"] = self._objectives()
         if self.batch_sharpness is not None:
             d["batch_sharpness"] = self.batch_sharpness.to_json()
             d["batch_stability"] = self.batch_stability.to_json() if self.batch_stability is not None else None
@@ -169,6 +173,19 @@ class HessianReport:
         d["notes"] = list(self.notes)
         d["provenance"] = dict(self.provenance)
         return d
+
+    def _objectives(self) -> Dict[str, Any]:
+        """Which objective each reported number is on (the verdict's is the training objective)."""
+        evaluated = self.objective.get("description")
+        out: Dict[str, Any] = {"eigenvalues": evaluated}
+        if self.verdict is not None:
+            out["stability"] = self.verdict.objective.get("description")
+            if self.preconditioned is not None:
+                same = self.verdict.same_objective or self.config.preconditioned
+                out["preconditioned_eigenvalues"] = evaluated if same else out["stability"]
+        if self.batch_sharpness is not None and self.verdict is not None:
+            out["batch_sharpness"] = out["stability"]
+        return out
 
     def summary(self) -> str:
         lines = [f"top-{len(self.eigenvalues)} Hessian eigenvalues: "
@@ -284,44 +301,42 @@ def analyze_hessian(objective: Objective, optimizer: Optional[OptimizerState] = 
     per_layer = (per_layer_eigen(wrap(base, "per-layer"), layer_blocks(objective), tol=config.tol,
                                  seed=config.seed) if config.per_layer else None)
 
-    space = objective.space
-    wd = coupled_weight_decay(optimizer, space, dtype=objective.dtype)
-    lam = top.eigenvalues[0]
-    if isinstance(wd, float):
-        lam = lam + wd
-        notes.append(f"coupled weight decay {wd:g}: stability uses λ_max(H + wd·I) = λ_max + wd")
-    elif isinstance(wd, torch.Tensor):
-        shifted = eigsh(wrap(base.with_shift(wd), "H + wd"),
-                        k=1, which="LA", tol=config.tol, seed=config.seed, v0=top.eigenvectors[:1])
-        lam = shifted.eigenvalues[0]
-        notes.append("coupled weight decay differs between parameter groups: stability uses "
-                     f"λ_max(H + diag(wd)) = {lam:.6g}")
-    pre = None
-    if is_adaptive(optimizer) or config.preconditioned:
-        p = preconditioner_diag(optimizer, space, dtype=objective.dtype) if optimizer is not None else None
-        if p is None:
-            notes.append("--preconditioned: the optimizer is not adaptive (P = I); nothing to precondition")
-        else:
-            op = PreconditionedOperator(base.with_shift(wd), p)
-            k = config.top_k if config.preconditioned else 1
-            pre = eigsh(wrap(op, "preconditioned"), k=k, which="LA", tol=config.tol, seed=config.seed)
-            if wd is not None:
-                notes.append("preconditioned eigenvalues include the coupled weight decay: λ(P^-1/2 (H + wd) P^-1/2)")
-    bn_note = bn_eval_note(objective)
-    if bn_note:
-        notes.append(bn_note)
-    stab = stability(optimizer, lr=config.lr, lambda_max=lam,
-                     preconditioned_lambda_max=pre.eigenvalues[0] if pre is not None else None)
+    verdict = curvature_verdict(objective, optimizer, lr=config.lr, tol=config.tol, seed=config.seed,
+                                theta=theta, train_batch_size=config.train_batch_size, method=config.method,
+                                top=top, base=base, wrap=wrap,
+                                preconditioned_k=config.top_k if config.preconditioned else 1)
+    pre = verdict.preconditioned
+    if config.preconditioned:
+        pre = _reported_preconditioned(objective, optimizer, base, verdict, config, wrap, notes)
     bsharp = bstab = None
     if config.batch_sharpness:
         if not config.train_batch_size:
             raise LandscapeError("--batch-sharpness needs the training batch size: pass --train-batch-size "
                                  "(checkpoints of `landscape train` record it)")
-        bsharp = batch_sharpness(objective, batch_size=config.train_batch_size, batches=config.batches,
-                                 seed=config.seed, theta=theta)
+        bsharp = batch_sharpness(verdict.training or objective, batch_size=config.train_batch_size,
+                                 batches=config.batches, seed=config.seed, theta=theta)
         bstab = batch_stability(optimizer, bsharp, lr=config.lr)
     hvps = objective.hvp_count - start + (bsharp.hvps if bsharp is not None else 0)
-    return HessianReport(top.eigenvalues, top.residuals, top.converged, stab, hvps,
+    if not verdict.same_objective:
+        hvps += verdict.hvps
+    return HessianReport(top.eigenvalues, top.residuals, top.converged, verdict.stability, hvps,
                          time.perf_counter() - t0, config, top.eigenvectors, smallest, trace, density,
-                         per_layer, pre if (config.preconditioned or is_adaptive(optimizer)) else None,
-                         objective.dim, objective.n, tuple(notes), dict(provenance or {}), bsharp, bstab, top)
+                         per_layer, pre, objective.dim, objective.n, tuple(notes), dict(provenance or {}),
+                         bsharp, bstab, top, verdict, describe_objective(objective))
+
+
+def _reported_preconditioned(objective: Objective, optimizer: Optional[OptimizerState], base: HessianOperator,
+                             verdict: CurvatureVerdict, config: HessianConfig,
+                             wrap: Callable[[LinearOperator, str], LinearOperator],
+                             notes: List[str]) -> Optional[EigenResult]:
+    """``--preconditioned``: the top-k of P^{-1/2}(H + wd)P^{-1/2} on the evaluated objective
+    (the verdict's own when that is the training objective)."""
+    if not is_adaptive(optimizer):
+        notes.append("--preconditioned: the optimizer is not adaptive (P = I); nothing to precondition")
+        return None
+    if verdict.same_objective:
+        return verdict.preconditioned
+    p = preconditioner_diag(optimizer, objective.space, dtype=objective.dtype)
+    wd = coupled_weight_decay(optimizer, objective.space, dtype=objective.dtype)
+    op = PreconditionedOperator(base.with_shift(wd), p.to(objective.device))
+    return eigsh(wrap(op, "preconditioned"), k=config.top_k, which="LA", tol=config.tol, seed=config.seed)

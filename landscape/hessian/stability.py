@@ -12,6 +12,8 @@ a root at z = −1 (the roots leave the unit circle there first for 0 ≤ β < 1
 | Adam/AdamW/Adamax, frozen P (EMA momentum β₁) | (2 + 2β₁)/((1 − β₁)η)      | z² − (1 + β₁ − (1−β₁)ηλ)z + β₁  |
 | RMSprop (momentum μ), Adagrad (η_t)          | (2 + 2μ)/η, 2/η_t           |                                 |
 
+The rules are defined once, per family, in :mod:`landscape.optim.families`.
+
 Sources: Cohen et al. 2021 ("Gradient Descent on Neural Networks Typically Occurs at the Edge of
 Stability", 2/η and (2+2β)/η for heavy ball); Cohen et al. 2022 ("Adaptive Gradient Methods at
 the Edge of Stability", (2+2β₁)/((1−β₁)η) on λ₁(P⁻¹H), 38/η at β₁ = 0.9); the Nesterov and
@@ -21,7 +23,8 @@ checked by simulation in the tests).
 Weight decay: coupled L2 (``weight_decay`` of SGD/Adam/RMSprop/Adagrad) turns the operator into
 H + wd·I — the caller passes λ_max of that operator. AdamW's decoupled decay θ ← (1 − η·wd)θ
 acts outside P and the EMA; the z = −1 condition then gives the threshold
-(1 + β₁)(2 − η·wd)/((1 − β₁)η) on λ₁(P⁻¹H), which is what is used here.
+(1 + β₁)(2 − η·wd)/((1 − β₁)η) on λ₁(P⁻¹H), which is what is used here — for every optimizer with
+decoupled decay (AdamW, and RAdam/Adam/NAdam with ``decoupled_weight_decay``).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from dataclasses import dataclass
 from typing import Optional, Tuple
 
 from ..checkpoint import OptimizerState
-from .preconditioner import ADAM_LIKE, adagrad_lr, decoupled_weight_decay, is_adaptive
+from ..optim.families import is_adaptive, threshold
 
 
 @dataclass(frozen=True)
@@ -56,38 +59,10 @@ class Stability:
 
 
 def threshold_for(opt: Optional[OptimizerState], lr: float) -> Tuple[float, str, str, Tuple[str, ...]]:
-    """``(threshold, rule, on, notes)`` for the optimizer at learning rate ``lr``."""
-    notes: Tuple[str, ...] = ()
-    kind = opt.type if opt is not None else "sgd"
-    if opt is None:
-        return 2.0 / lr, "2/η", "H", ("no optimizer state: plain SGD assumed",)
-    if kind == "sgd":
-        b, damp = opt.momentum, opt.dampening
-        if b == 0:
-            return 2.0 / lr, "2/η", "H", notes
-        if opt.nesterov:
-            return (2 + 2 * b) / ((1 + 2 * b) * lr), "(2+2β)/((1+2β)η)", "H", notes
-        if damp:
-            return (2 + 2 * b) / ((1 - damp) * lr), "(2+2β)/((1−δ)η)", "H", notes
-        return (2 + 2 * b) / lr, "(2+2β)/η", "H", notes
-    if kind in ADAM_LIKE or kind in ("radam", "adabound", "amsbound"):
-        b1 = (opt.betas or (0.9, 0.999))[0]
-        wd = decoupled_weight_decay(opt)
-        if wd:
-            return ((1 + b1) * (2 - lr * wd) / ((1 - b1) * lr), "(1+β₁)(2−η·wd)/((1−β₁)η)", "P^-1 H",
-                    (f"AdamW decoupled weight decay {wd:g} lowers the threshold",))
-        return (2 + 2 * b1) / ((1 - b1) * lr), "(2+2β₁)/((1−β₁)η)", "P^-1 H", notes
-    if kind == "rmsprop":
-        mu = opt.momentum
-        if mu:
-            return (2 + 2 * mu) / lr, "(2+2μ)/η", "P^-1 H", notes
-        return 2.0 / lr, "2/η", "P^-1 H", notes
-    if kind == "adagrad":
-        lr_t = adagrad_lr(opt)
-        return 2.0 / lr_t, "2/η_t", "P^-1 H", ((f"lr_decay: η_t = {lr_t:g}",) if lr_t != lr else ())
-    if kind == "adadelta":
-        return 2.0 / lr, "2/η", "P^-1 H", ("adadelta: P from the current acc_delta (approximate)",)
-    return float("nan"), "", "H", (f"no stability threshold known for optimizer {kind!r}",)
+    """``(threshold, rule, on, notes)`` for the optimizer at learning rate ``lr``
+    (:func:`landscape.optim.families.threshold`, the one definition)."""
+    t = threshold(opt, lr)
+    return t.value, t.rule, t.on, t.notes
 
 
 def stability(opt: Optional[OptimizerState], *, lr: Optional[float] = None, lambda_max: float,
@@ -118,22 +93,10 @@ def stability(opt: Optional[OptimizerState], *, lr: Optional[float] = None, lamb
     return Stability(name, float(eta), float(thr), sharp, ratio, float(eta) * sharp, stable, on, rule, notes)
 
 
-BN_EVAL_NOTE = ("BatchNorm in eval mode (running statistics): the Hessian then has curvature in "
-                "directions training never moves (e.g. a bias just before BatchNorm has zero gradient "
-                "with batch statistics, so Adam's v is ~0 there and P^-1 H blows up); for the "
-                "training dynamics rerun with --bn-mode train")
-
-
-def bn_eval_note(objective: object) -> Optional[str]:
-    """:data:`BN_EVAL_NOTE` when the Objective evaluates a BatchNorm model with running statistics.
-
-    A stability verdict is about the objective the optimizer followed, which for a BatchNorm
-    network is the per-batch-statistics (``bn_mode="train"``) loss.
-    """
-    import torch
-
-    model = getattr(objective, "model", None)
-    if getattr(objective, "bn_mode", "eval") != "eval" or model is None:
-        return None
-    has_bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
-    return BN_EVAL_NOTE if has_bn else None
+def synthetic_state(kind: str, *, lr: float, momentum: float = 0.0,
+                    betas: Tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> OptimizerState:
+    """An optimizer state with hyper-parameters only (no buffers), to ask for a threshold (e.g. of
+    a run not taken, as the first-step probe does for SGD and Adam at each learning rate)."""
+    hyper = {"lr": lr, "momentum": momentum, "dampening": 0.0, "nesterov": False} if kind == "sgd" else \
+        {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": 0.0, "amsgrad": False}
+    return OptimizerState(kind, hyper, {})

@@ -14,7 +14,7 @@ live weights, on a fixed evaluation subset of the training set:
   training batch size (Andreyev & Beneventano 2024), whose threshold is again 2/η (momentum:
   (2 + 2β)/η);
 
-each next to its threshold for the optimizer in use (:mod:`landscape.hessian.stability`), and the
+each next to its threshold for the optimizer in use (:func:`landscape.hessian.verdict.curvature_verdict`), and the
 verdict's ``sharpness``/``threshold``/``ratio`` (the quantity the optimizer's stability is about).
 The tracker never changes the training: it reads the weights and optimizer state, and evaluates a
 private :class:`~landscape.objective.Objective` copy (BatchNorm with per-batch statistics, the
@@ -35,11 +35,10 @@ from ..checkpoint import map_optimizer_state
 from ..distributed import is_main
 from ..errors import LandscapeError
 from ..objective import Objective
+from ..optim.families import recognise_optimizer
 from .batch_sharpness import batch_sharpness
-from .lanczos import eigsh
-from .operator import HessianOperator, PreconditionedOperator
-from .preconditioner import coupled_weight_decay, is_adaptive, preconditioner_diag
-from .stability import stability, threshold_for
+from .preconditioner import is_adaptive
+from .verdict import curvature_verdict
 
 SHARPNESS_COLUMNS = (
     "step", "epoch", "lr", "loss", "lambda_max", "lambda_max_residual", "lambda_max_threshold",
@@ -112,30 +111,22 @@ class SharpnessTracker:
         opt = map_optimizer_state(state.optimizer.state_dict(), obj.space,
                                   _type_of(state.optimizer))
         lr = float(state.optimizer.param_groups[0]["lr"])
-        wd = coupled_weight_decay(opt, obj.space, dtype=obj.dtype)
         hvps0 = obj.hvp_count
-        top = eigsh(HessianOperator(obj, theta, shift=wd), k=1, which="LA", tol=self.tol, seed=self.seed,
-                    v0=self.warm.get("H"))
-        self.warm["H"] = top.eigenvectors[:1].detach()
-        lam_seen = float(top.eigenvalues[0])
-        lam = lam_seen - wd if isinstance(wd, float) else lam_seen
+        v = curvature_verdict(obj, opt, lr=lr, tol=self.tol, seed=self.seed, warm=self.warm, theta=theta,
+                              train_batch_size=obj.batch_size)
+        self.warm = dict(v.warm)
+        st = v.stability
         nan = float("nan")
         row: Dict[str, Any] = {"step": state.step, "epoch": state.epoch, "lr": lr,
-                               "loss": obj.evaluate(theta).loss, "lambda_max": lam,
-                               "lambda_max_residual": float(top.residuals[0])}
-        thr, rule, _, _ = threshold_for(opt, lr)
+                               "loss": obj.evaluate(theta).loss, "lambda_max": v.lambda_max,
+                               "lambda_max_residual": v.lambda_max_residual}
+        thr, rule = st.threshold, st.rule
         adaptive = is_adaptive(opt)
         row["lambda_max_threshold"] = nan if adaptive else thr
-        pre = None
         row.update(preconditioned_lambda_max=nan, preconditioned_residual=nan, preconditioned_threshold=nan)
-        if adaptive:
-            p = preconditioner_diag(opt, obj.space, dtype=obj.dtype)
-            res = eigsh(PreconditionedOperator(HessianOperator(obj, theta, shift=wd), p.to(obj.device)),
-                        k=1, which="LA", tol=self.tol, seed=self.seed, v0=self.warm.get("P"))
-            self.warm["P"] = res.eigenvectors[:1].detach()
-            pre = float(res.eigenvalues[0])
-            row.update(preconditioned_lambda_max=pre, preconditioned_residual=float(res.residuals[0]),
-                       preconditioned_threshold=thr)
+        if v.preconditioned is not None:
+            row.update(preconditioned_lambda_max=v.preconditioned_lambda_max,
+                       preconditioned_residual=float(v.preconditioned.residuals[0]), preconditioned_threshold=thr)
         row.update(batch_sharpness=nan, batch_sharpness_stderr=nan, batch_sharpness_threshold=nan)
         bs_hvps = 0
         if not adaptive and not self.full_batch and self.train_batch_size < obj.n:
@@ -143,7 +134,6 @@ class SharpnessTracker:
                                  seed=self.seed, theta=theta)
             bs_hvps = bs.hvps
             row.update(batch_sharpness=bs.value, batch_sharpness_stderr=bs.stderr, batch_sharpness_threshold=thr)
-        st = stability(opt, lr=lr, lambda_max=lam_seen, preconditioned_lambda_max=pre)
         on_batch = not math.isnan(row["batch_sharpness"])
         sharp = row["batch_sharpness"] if on_batch else st.sharpness
         row.update(sharpness=sharp, threshold=st.threshold,
@@ -154,9 +144,7 @@ class SharpnessTracker:
 
 
 def _type_of(optimizer: torch.optim.Optimizer) -> Optional[str]:
-    from ..optim import optimizer_type
-
-    return optimizer_type(optimizer)
+    return recognise_optimizer(optimizer)
 
 
 def read_sharpness(path: str | Path) -> Dict[str, list]:

@@ -5,7 +5,8 @@ adagrad, rmsprop (``alpha``, ``momentum``, ``centered``), adadelta (``rho``), ad
 (Adam with ``amsgrad=True``), adamw (decoupled decay), radam, adabound / amsbound
 (:mod:`landscape.optim.adabound`, ``final_lr``, ``gamma``) and swats (Adam that switches to SGD
 by Keskar & Socher's criterion, :mod:`landscape.optim.switching`). All but the last three are
-``torch.optim`` classes used as they are.
+``torch.optim`` classes used as they are. Each family's builder is its record in
+:mod:`landscape.optim.families`.
 """
 
 from __future__ import annotations
@@ -15,13 +16,10 @@ from typing import Iterable, Tuple
 
 import torch
 
-from ..errors import SpecError
-from .adabound import AdaBound
-from .switching import SWATS
+from .families import ADAPTIVE, TRAINABLE, build, recognise_optimizer
 
-FAMILIES: Tuple[str, ...] = ("sgd", "adagrad", "rmsprop", "adadelta", "adam", "amsgrad", "adamw",
-                             "radam", "adabound", "amsbound", "swats")
-ADAPTIVE: Tuple[str, ...] = tuple(f for f in FAMILIES if f != "sgd")
+FAMILIES: Tuple[str, ...] = TRAINABLE   # the families `landscape train --optimizer` builds
+__all__ = ["ADAPTIVE", "FAMILIES", "OptimizerConfig", "make_optimizer", "optimizer_type"]
 
 
 @dataclass(frozen=True)
@@ -52,51 +50,10 @@ class OptimizerConfig:
 
 def make_optimizer(params: Iterable[torch.nn.Parameter], cfg: OptimizerConfig) -> torch.optim.Optimizer:
     """The optimizer of family ``cfg.name`` over ``params`` (a bad name is a SpecError one-liner)."""
-    name = cfg.name.lower()
-    params = list(params)
-    betas = (float(cfg.betas[0]), float(cfg.betas[1]))
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, dampening=cfg.dampening,
-                               nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
-    if name in ("adam", "amsgrad"):
-        return torch.optim.Adam(params, lr=cfg.lr, betas=betas, eps=cfg.eps,
-                                weight_decay=cfg.weight_decay, amsgrad=(name == "amsgrad"))
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, betas=betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
-    if name == "radam":
-        return torch.optim.RAdam(params, lr=cfg.lr, betas=betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
-    if name == "adagrad":
-        return torch.optim.Adagrad(params, lr=cfg.lr, lr_decay=cfg.lr_decay, eps=cfg.eps,
-                                   weight_decay=cfg.weight_decay,
-                                   initial_accumulator_value=cfg.initial_accumulator_value)
-    if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=cfg.lr, alpha=cfg.alpha, eps=cfg.eps, momentum=cfg.momentum,
-                                   centered=cfg.centered, weight_decay=cfg.weight_decay)
-    if name == "adadelta":
-        return torch.optim.Adadelta(params, lr=cfg.lr, rho=cfg.rho, eps=cfg.eps, weight_decay=cfg.weight_decay)
-    if name in ("adabound", "amsbound"):
-        return AdaBound(params, lr=cfg.lr, betas=betas, final_lr=cfg.final_lr, gamma=cfg.gamma, eps=cfg.eps,
-                        weight_decay=cfg.weight_decay, amsbound=(name == "amsbound"))
-    if name == "swats":
-        return SWATS(params, lr=cfg.lr, betas=betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
-    raise SpecError(f"unknown optimizer {cfg.name!r}; choose {', '.join(FAMILIES)}")
+    return build(params, cfg)
 
 
 def optimizer_type(opt: torch.optim.Optimizer) -> str:
-    """The family name landscape records for a live optimizer (what analyses key on).
-
-    Adam with ``amsgrad=True`` is ``adam`` (its ``amsgrad`` flag is read from the state), AMSBound
-    is ``amsbound``, and SWATS is ``adam`` or ``sgd`` according to its phase.
-    """
-    group = opt.param_groups[0]
-    if "landscape_type" in group:
-        return str(group["landscape_type"])
-    if isinstance(opt, AdaBound):
-        return "amsbound" if group.get("amsbound") else "adabound"
-    names = {torch.optim.SGD: "sgd", torch.optim.AdamW: "adamw", torch.optim.Adam: "adam",
-             torch.optim.RAdam: "radam", torch.optim.NAdam: "nadam", torch.optim.Adamax: "adamax",
-             torch.optim.RMSprop: "rmsprop", torch.optim.Adagrad: "adagrad", torch.optim.Adadelta: "adadelta"}
-    for cls, label in names.items():
-        if type(opt) is cls:
-            return label
-    return type(opt).__name__.lower()
+    """The family name landscape records for a live optimizer (what analyses key on;
+    :func:`landscape.optim.families.recognise_optimizer`)."""
+    return recognise_optimizer(opt)

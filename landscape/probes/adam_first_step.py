@@ -34,11 +34,13 @@ import torch
 from torch import nn
 
 from ..errors import LandscapeError
+from ..hessian.stability import stability, synthetic_state
+from ..hessian.verdict import TopEigen
+from ..hessian.verdict import top_eigenpair as top_eigen
 from ..losses import mean_loss
 from ..objective import Evaluation, Objective
 from ..progress import progress
 from ..session import Session
-from ._curvature import TopEigen, stability, synthetic_state, top_eigen
 from .activations import ActivationStats, activation_stats, bn_shift
 
 AMPLIFY_GRAD = 1e-3  # |g| below this fraction of max|g| counts as a "tiny" gradient

@@ -30,9 +30,9 @@ import torch
 from torch import nn
 
 from ..checkpoint import load_checkpoint
+from ..hessian.verdict import top_eigenpair
 from ..objective import Objective
 from ..session import open_session
-from ._curvature import top_eigen
 from .spikes import EventContext, Verdict, _fmt, _theta_of, hypothesis
 
 _BN = nn.modules.batchnorm._BatchNorm
@@ -260,7 +260,7 @@ def _period2(ctx: EventContext) -> Verdict:
     i = epochs.index(int(ctx.epoch))
     window = epochs[max(0, i - 2):i + 3]
     s = open_session(str(path), **ctx.session_kwargs)
-    v1 = top_eigen(s.train, s.train.theta0, tol=1e-3, seed=0).vector.to(s.train.theta0)
+    v1 = top_eigenpair(s.train, s.train.theta0, tol=1e-3, seed=0).vector.to(s.train.theta0)
     thetas = [_theta_of(ctx.checkpoints[e], s, ctx.session_kwargs.get("trust", False)) for e in window]
     steps = [b - a for a, b in zip(thetas, thetas[1:])]
     return oscillation_verdict(epoch=ctx.epoch, projections=[float(d @ v1) for d in steps],

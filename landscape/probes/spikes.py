@@ -33,11 +33,13 @@ import torch
 
 from ..checkpoint import load_checkpoint, load_into
 from ..errors import LandscapeError
+from ..hessian.analyze import top_eigen as _top_eigen
+from ..hessian.batch_sharpness import train_batch_size
+from ..hessian.verdict import TopEigen, curvature_verdict
 from ..progress import progress
 from ..runs import open_run, position_from_name
 from ..session import Session, open_session
 from ..train import TrainState, checkpoint_payload, read_log, write_payload
-from ._curvature import preconditioner, stability, top_eigen
 
 MAD_SCALE = 1.4826  # MAD → standard deviation for Gaussian noise
 
@@ -75,15 +77,17 @@ class Spike:
 
 def spike_score(values: Sequence[float], i: int, *, cfg: DetectorConfig = DetectorConfig()) -> Tuple[float, float, float]:
     """``(baseline, scale, score)`` of ``values[i]`` against the ``cfg.window`` finite values before it
-    (NaN score when fewer than ``cfg.min_history`` are available; inf for a non-finite value)."""
+    (NaN score when fewer than ``cfg.min_history`` are available; inf for a non-finite value after
+    at least one finite value, however short the history: a divergence is always an event)."""
     past = [v for v in values[max(0, i - cfg.window):i] if math.isfinite(v)]
-    if len(past) < cfg.min_history:
+    x = values[i]
+    if not past or (len(past) < cfg.min_history and math.isfinite(x)):
         return float("nan"), float("nan"), float("nan")
+    # a non-finite loss after any finite one is a divergence: an event even with a short history
     t = torch.tensor(past, dtype=torch.float64)
     base = float(t.median()) if len(past) % 2 else float(t.quantile(0.5))
     mad = float((t - base).abs().quantile(0.5))
     scale = max(MAD_SCALE * mad, cfg.floor * abs(base), 1e-12)
-    x = values[i]
     if not math.isfinite(x):
         return base, scale, math.inf
     return base, scale, (x - base) / scale
@@ -501,14 +505,15 @@ def probe_checkpoint(path: Path, epoch: int, role: str, event_epoch: float, *, p
     g = obj.grad(theta)
     gg = float(g @ g)
     dirc = float(g @ obj.hvp(g, theta)) / gg if gg > 0 else float("nan")
-    lam = top_eigen(obj, theta, tol=cfg.tol, seed=cfg.seed) if cfg.hessian else None
+    top = _top_eigen(obj, k=1, tol=cfg.tol, seed=cfg.seed, theta=theta) if cfg.hessian else None
+    lam = TopEigen.of(top) if top is not None else None
     thr = ratio = pre_val = pre_thr = pre_ratio = st_json = None
     if lam is not None and lr is not None:
-        p = preconditioner(s.optimizer, obj.space)
-        if p is not None:
-            pre_val = top_eigen(obj, theta, p_diag=p, tol=cfg.tol, seed=cfg.seed).value
-        st = stability(s.optimizer, lr=lr, lambda_max=lam.value, preconditioned_lambda_max=pre_val)
-        st_json = st.to_json()
+        ck = s.checkpoint
+        verdict = curvature_verdict(obj, s.optimizer, lr=lr, tol=cfg.tol, seed=cfg.seed, theta=theta, top=top,
+                                    train_batch_size=train_batch_size(ck.meta if ck else None))
+        st, pre_val = verdict.stability, verdict.preconditioned_lambda_max
+        st_json = verdict.to_json()
         if st.on == "H":
             thr, ratio = st.threshold, st.ratio
         else:
@@ -580,7 +585,9 @@ def probe_spikes(run_dir: str | Path, *, log_path: Optional[str | Path] = None,
     root = Path(run_dir)
     log_file = Path(log_path) if log_path else root / "log.csv"
     log = tuple(read_log(log_file))
-    if not log or "test_loss" not in log[0]:
+    if not log:
+        raise LandscapeError(f"{log_file} has no rows yet: nothing to detect (it holds only a header or is empty)")
+    if "test_loss" not in log[0]:
         raise LandscapeError(f"{log_file} has no test_loss column (columns: epoch, train_loss, test_loss[, lr])")
     epochs = [float(r.get("epoch", i)) for i, r in enumerate(log)]
     values = [float(r["test_loss"]) if isinstance(r["test_loss"], float) else float("nan") for r in log]

@@ -143,10 +143,9 @@ def write_html(items: Union[Item, Sequence[Item]], out_path: Union[str, Path], *
     out = Path(out_path)
     if is_main():
         text, _ = render_page(report.sections, title=report.title)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(out)
+        from ..outputs import write_text_safely
+
+        out = write_text_safely(out, text)
     return out
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..optim.families import ADAPTIVE
 from .common import (
     COLORS,
     FigureBlock,
@@ -35,7 +36,6 @@ from .common import (
     toggle_menu,
 )
 
-ADAPTIVE = ("adam", "adamw", "radam", "nadam", "adamax", "rmsprop", "adagrad", "adadelta", "amsgrad")
 THRESHOLDS_NOTE = ("thresholds on η·λ: gradient descent 2; heavy-ball momentum β: 2+2β; Nesterov: "
                    "(2+2β)/(1+2β); Adam: (2+2β₁)/(1−β₁) on the preconditioned λ₁(P⁻¹H) (38 at β₁ = 0.9)")
 
@@ -45,6 +45,7 @@ def is_hessian(d: Mapping[str, Any]) -> bool:
 
 
 def _is_adaptive(stab: Mapping[str, Any]) -> bool:
+    """Whether the verdict is on λ₁(P⁻¹H) (the family's adaptive flag)."""
     return str(stab.get("optimizer") or "").lower().split("(")[0].strip() in ADAPTIVE
 
 

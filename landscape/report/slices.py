@@ -131,16 +131,47 @@ def read_slice_h5(path: Path) -> SliceData:
         names = tuple(f.keys())
         attrs = _flatten_attrs(dict(f.attrs))
         arrays: Dict[str, np.ndarray] = {}
+        limit = _size_limit(f, path)
         for name in names:
             obj = f[name]
             if isinstance(obj, h5py.Dataset):
-                arrays[name] = np.asarray(obj[()])
+                arrays[name] = _read_bounded(obj, name, limit, path)
             elif isinstance(obj, h5py.Group) and name != "directions":
                 for sub, ds in obj.items():
                     if isinstance(ds, h5py.Dataset):
-                        arrays[f"{name}/{sub}"] = np.asarray(ds[()])
+                        arrays[f"{name}/{sub}"] = _read_bounded(ds, f"{name}/{sub}", limit, path)
                 attrs.update({f"{name}.{k}": _attr_value(v) for k, v in obj.attrs.items()})
     return slice_from_mapping(arrays, attrs=attrs, source=str(path))
+
+
+MAX_COORDINATES = 1_000_000  # grid points along one axis that a slice file may declare
+
+
+def _size_limit(f: Any, path: Path) -> int:
+    """Most elements any one dataset of this slice file may hold: what its grid needs (with room
+    for a few per-point fields), judged from the coordinate datasets' *shapes* before any read,
+    so that a crafted file declaring a huge dataset is refused instead of filling memory."""
+    sizes = {}
+    for key in ("alphas", "xcoordinates", "x", "ycoordinates", "y"):
+        shape = getattr(f.get(key), "shape", None)
+        if shape is None:
+            continue
+        sizes[key] = int(np.prod(shape))
+        if len(shape) > 1 or sizes[key] > MAX_COORDINATES:
+            raise LandscapeError(f"{path}: dataset {key!r} has shape {shape}; "
+                                 f"coordinates must be 1-D with at most {MAX_COORDINATES:,} values")
+    nx = next((sizes[k] for k in ("alphas", "xcoordinates", "x") if k in sizes), 1)
+    ny = next((sizes[k] for k in ("ycoordinates", "y") if k in sizes), 1)
+    return max(16 * nx * ny, MAX_COORDINATES)
+
+
+def _read_bounded(ds: Any, name: str, limit: int, path: Path) -> np.ndarray:
+    """Read one dataset after checking its declared size against ``limit``."""
+    size = int(np.prod(ds.shape)) if ds.shape is not None else 0
+    if size > limit:
+        raise LandscapeError(f"{path}: dataset {name!r} declares shape {ds.shape} ({size:,} values), "
+                             f"far more than a slice of this grid holds; refusing to read it")
+    return np.asarray(ds[()])
 
 
 def slice_from_mapping(d: Mapping[str, Any], *, attrs: Optional[Mapping[str, Any]] = None,

@@ -25,7 +25,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from ..errors import LandscapeError
-from ..objective import Evaluation
+from ..objective import Evaluation, Objective
+from ..optim.families import is_adaptive
 from ..progress import progress
 from ..runs import open_run
 from ..session import Session, open_session
@@ -260,64 +261,50 @@ def _hessian_measures(session: Session, cfg: SharpnessConfig, warm: Dict[str, to
                       new_warm: Dict[str, torch.Tensor]) -> Dict[str, Any]:
     """λ_max of the loss, and the stability verdict of the checkpoint's optimizer.
 
-    The verdict uses the curvature the optimizer sees: H + wd·I with coupled L2 weight decay
-    (SGD/Adam ``weight_decay``), and for adaptive optimizers λ₁ of P^{-1/2}(H + wd·I)P^{-1/2}
-    with the optimizer's own preconditioner P (Hessian engine, :mod:`landscape.hessian`).
+    λ_max is on the evaluated objective; the verdict (:func:`landscape.hessian.verdict.curvature_verdict`)
+    on the training objective, with the curvature the optimizer sees: H + wd·I with coupled L2
+    weight decay, and for adaptive optimizers λ₁ of P^{-1/2}(H + wd·I)P^{-1/2}.
     """
+    from ..hessian.batch_sharpness import train_batch_size
     from ..hessian.lanczos import eigsh
-    from ..hessian.operator import HessianOperator, PreconditionedOperator
-    from ..hessian.preconditioner import coupled_weight_decay, is_adaptive, preconditioner_diag
-    from ..hessian.stability import bn_eval_note, stability
+    from ..hessian.operator import HessianOperator
+    from ..hessian.verdict import curvature_verdict, describe_objective
 
     obj = session.train
     opt = session.optimizer
-    top = eigsh(HessianOperator(obj), k=1, which="LA", tol=cfg.eig_tol, seed=cfg.seed,
-                v0=warm.get("lambda_max"))
+    base = HessianOperator(obj)
+    top = eigsh(base, k=1, which="LA", tol=cfg.eig_tol, seed=cfg.seed, v0=warm.get("lambda_max"))
     new_warm["lambda_max"] = top.eigenvectors[0].detach()
-    lam = float(top.eigenvalues[0])
     out: Dict[str, Any] = {"lambda_max": _eig_json(top, cfg, "lambda_max" in warm, obj.space)}
-    wd = coupled_weight_decay(opt, obj.space, dtype=obj.dtype)
-    lam_seen = lam
-    if isinstance(wd, float):
-        lam_seen = lam + wd  # λ_max(H + wd·I) exactly
-    elif isinstance(wd, torch.Tensor) and not is_adaptive(opt):
-        shifted = eigsh(HessianOperator(obj, shift=wd), k=1, which="LA", tol=cfg.eig_tol, seed=cfg.seed,
-                        v0=warm.get("lambda_max"))
-        lam_seen = float(shifted.eigenvalues[0])
-    pre_value = None
+    out["lambda_max"]["objective"] = describe_objective(obj)["description"]
+    ck = session.checkpoint
+    v = curvature_verdict(obj, opt, lr=cfg.lr, tol=cfg.eig_tol, seed=cfg.seed, top=top, base=base,
+                          warm={k: t for k, t in (("H", warm.get("stability_lambda_max")),
+                                                  ("P", warm.get("preconditioned"))) if t is not None},
+                          train_batch_size=train_batch_size(ck.meta if ck else None, cfg.train_batch_size))
+    new_warm["stability_lambda_max"] = v.warm["H"][0]
     if is_adaptive(opt):
-        try:
-            p_diag = preconditioner_diag(opt, obj.space, dtype=obj.dtype)
-        except LandscapeError as exc:  # e.g. a state saved before the first step
-            p_diag, reason = None, str(exc)
-        if p_diag is not None:
-            op = PreconditionedOperator(HessianOperator(obj, shift=wd), p_diag.to(obj.device))
-            pre = eigsh(op, k=1, which="LA", tol=cfg.eig_tol, seed=cfg.seed, v0=warm.get("preconditioned"))
-            new_warm["preconditioned"] = pre.eigenvectors[0].detach()
-            pre_value = float(pre.eigenvalues[0])
-            pj = _eig_json(pre, cfg, "preconditioned" in warm, obj.space)
+        if v.preconditioned is not None:
+            new_warm["preconditioned"] = v.warm["P"][0]
+            pj = _eig_json(v.preconditioned, cfg, "preconditioned" in warm, obj.space)
             pj["definition"] = "top eigenvalue of P^-1/2 (H + wd I) P^-1/2, P the optimizer's preconditioner"
+            pj["objective"] = v.objective["description"]
         else:
-            pj = {"value": None, "note": f"no preconditioner: {reason}"}
+            reason = next((n for n in v.stability.notes if n.startswith("no preconditioner")), "no preconditioner")
+            pj = {"value": None, "note": reason}
         out["preconditioned_lambda_max"] = pj
-    st = stability(opt, lr=cfg.lr, lambda_max=lam_seen, preconditioned_lambda_max=pre_value)
-    sj = st.to_json()
-    sj["coupled_weight_decay"] = (wd if isinstance(wd, float) else
-                                  ("per parameter group" if isinstance(wd, torch.Tensor) else 0.0))
-    sj["bn_mode"] = obj.bn_mode
-    bn_note = bn_eval_note(obj)
-    if bn_note:
-        sj["notes"] = list(sj.get("notes", [])) + [bn_note]
-    _batch_sharpness_verdict(session, cfg, sj)
+    sj = v.to_json()
+    _batch_sharpness_verdict(session, cfg, sj, v.training or obj)
     out["stability"] = sj
     return out
 
 
-def _batch_sharpness_verdict(session: Session, cfg: SharpnessConfig, sj: Dict[str, Any]) -> None:
+def _batch_sharpness_verdict(session: Session, cfg: SharpnessConfig, sj: Dict[str, Any],
+                             training: Objective) -> None:
     """For non-adaptive (SGD) runs, add the batch sharpness over mini-batches of the training batch
-    size and its verdict (:mod:`landscape.hessian.batch_sharpness`) to the stability JSON."""
+    size and its verdict (:mod:`landscape.hessian.batch_sharpness`) to the stability JSON; on the
+    training objective (BatchNorm batch statistics), like the verdict itself."""
     from ..hessian.batch_sharpness import batch_sharpness, batch_stability, train_batch_size
-    from ..hessian.preconditioner import is_adaptive
 
     ck = session.checkpoint
     bsz = train_batch_size(ck.meta if ck else None, cfg.train_batch_size)
@@ -327,7 +314,7 @@ def _batch_sharpness_verdict(session: Session, cfg: SharpnessConfig, sj: Dict[st
         sj["notes"] = list(sj.get("notes", [])) + [
             f"training batch size {bsz} >= {session.train.n} evaluation samples: full-batch, no batch sharpness"]
         return
-    res = batch_sharpness(session.train, batch_size=bsz, batches=cfg.batches, seed=cfg.seed)
+    res = batch_sharpness(training, batch_size=bsz, batches=cfg.batches, seed=cfg.seed)
     st = batch_stability(session.optimizer, res, lr=cfg.lr)
     sj["batch_sharpness"] = res.to_json()
     sj["batch_stability"] = st.to_json() if st is not None else None
