@@ -14,12 +14,13 @@ from .checkpoint import Checkpoint, OptimizerState, load_checkpoint, map_optimiz
 from .data import Dataset, load_data  # noqa: E402
 from .errors import LandscapeError  # noqa: E402
 from .models import ModelSpec, build_model  # noqa: E402
+from .monitor import Monitor  # noqa: E402
 from .objective import Evaluation, Objective  # noqa: E402
 from .params import ParamSpace  # noqa: E402
 from .session import Session, open_session  # noqa: E402
 
 __all__ = [
-    "Checkpoint", "Dataset", "Evaluation", "LandscapeError", "ModelSpec", "Objective",
+    "Checkpoint", "Dataset", "Evaluation", "LandscapeError", "ModelSpec", "Monitor", "Objective",
     "OptimizerState", "ParamSpace", "Session", "build_model", "load_checkpoint", "load_data",
     "map_optimizer_state", "open_session",
 ]

@@ -217,13 +217,24 @@ def load_point(path: str, model: torch.nn.Module, space: ParamSpace, *, device: 
     if other.names != space.names or tuple(map(tuple, other.shapes)) != tuple(map(tuple, space.shapes)):
         raise LandscapeError(f"{path}: its parameters do not match the centre checkpoint's model")
     params = dict(net.named_parameters())
-    theta = space.flatten({n: params[n].detach() for n in space.names}).to(device=device, dtype=dtype)
     bufs = dict(net.named_buffers())
+    _check_finite(path, {n: params[n] for n in space.names}, "parameter")
+    _check_finite(path, {n: bufs[n] for n in buffer_names if n in bufs}, "buffer")
+    theta = space.flatten({n: params[n].detach() for n in space.names}).to(device=device, dtype=dtype)
     missing = [n for n in buffer_names if n not in bufs]
     if missing:
         raise LandscapeError(f"{path}: buffer {missing[0]} is missing")
     buffers = {n: bufs[n].detach().to(device=device, dtype=dtype) for n in buffer_names}
     return CheckpointPoint(str(path), ck.sha256(), theta, buffers)
+
+
+def _check_finite(path: str, tensors: Mapping[str, torch.Tensor], what: str) -> None:
+    """A one-line error naming the first tensor holding NaN or infinite values (a slice through it
+    would be NaN everywhere, even at the checkpoint's own coordinates)."""
+    for name, t in tensors.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t.detach()).all()):
+            bad = int((~torch.isfinite(t.detach())).sum())
+            raise LandscapeError(f"{path}: {what} {name} has {bad} non-finite value(s) (NaN or inf)")
 
 
 def interpolation_direction(a: CheckpointPoint, b: CheckpointPoint) -> DirectionSet:
@@ -328,23 +339,27 @@ def trajectory_files(items: Sequence[str]) -> List[str]:
 
 # ------------------------------------------------------------------ files
 def read_direction_file(path: str, space: ParamSpace, *, k: int, device: torch.device,
-                        dtype: torch.dtype, buffer_shapes: Optional[Mapping[str, Tuple[int, ...]]] = None
-                        ) -> DirectionSet:
+                        dtype: torch.dtype, buffer_shapes: Optional[Mapping[str, Tuple[int, ...]]] = None,
+                        state_layout: Optional[Sequence[Tuple[str, Tuple[int, ...]]]] = None) -> DirectionSet:
     """Directions from a file; missing parameter names are zero, unknown names are an error.
 
     HDF5: groups ``directions/0``, ``directions/1`` of datasets named by parameter (this package's
     layout), or Li et al.'s ``xdirection``/``ydirection`` groups of datasets ``0, 1, ...`` in
-    ``model.parameters()`` order. ``.pt``: a dict name → tensor (one direction), a list/tuple of such
-    dicts, a dict ``{"0": {...}, "1": {...}}``, or a flat tensor ``(dim,)`` / ``(k, dim)``.
+    ``model.parameters()`` or (given ``state_layout``, the model's ``state_dict()`` names and
+    shapes) ``state_dict()`` order, see :mod:`landscape.formats.li2018`. ``.pt``: a dict name →
+    tensor (one direction), a list/tuple of such dicts, a dict ``{"0": {...}, "1": {...}}``, or a flat tensor ``(dim,)`` / ``(k, dim)``.
     """
     p = Path(path)
     if not p.exists():
         raise LandscapeError(f"--direction-file {path}: no such file")
-    rows = _read_h5_rows(p, space) if p.suffix in (".h5", ".hdf5") else _read_pt_rows(p, space)
+    info: Dict[str, Any] = {"file": str(p), "file_sha256": file_sha256(p)}
+    if p.suffix in (".h5", ".hdf5"):
+        rows = _read_h5_rows(p, space, state_layout=state_layout, info=info)
+    else:
+        rows = _read_pt_rows(p, space)
     dset = directions_from_rows(rows, space, k=k, device=device, dtype=dtype, buffer_shapes=buffer_shapes,
                                 where=f"--direction-file {path}")
-    return DirectionSet(dset.vectors, "file", "none", True, dset.buffer_vectors,
-                        {"file": str(p), "file_sha256": file_sha256(p)})
+    return DirectionSet(dset.vectors, "file", "none", True, dset.buffer_vectors, info)
 
 
 def directions_from_rows(rows: Sequence[Mapping[str, torch.Tensor]], space: ParamSpace, *, k: int,
@@ -381,26 +396,30 @@ def h5_direction_rows(group: Any) -> List[Dict[str, torch.Tensor]]:
     return [{n: torch.from_numpy(np.asarray(group[i][n])) for n in group[i]} for i in sorted(group, key=int)]
 
 
-def _read_h5_rows(p: Path, space: ParamSpace) -> List[Dict[str, torch.Tensor]]:
+def _read_h5_rows(p: Path, space: ParamSpace, *, state_layout: Optional[Sequence[Tuple[str, Tuple[int, ...]]]] = None,
+                  info: Optional[Dict[str, Any]] = None) -> List[Dict[str, torch.Tensor]]:
     import h5py
+
+    from .formats import li2018
 
     try:
         with h5py.File(p, "r") as f:
             if "directions" in f:
                 return h5_direction_rows(f["directions"])
-            rows = []
-            for key in ("xdirection", "ydirection"):
-                if key in f:
-                    ds = [torch.from_numpy(np.asarray(f[key][str(j)])) for j in range(len(f[key]))]
-                    if len(ds) != len(space.names):
-                        raise LandscapeError(f"{p}: {key} has {len(ds)} tensors, the model has "
-                                             f"{len(space.names)} parameters")
-                    rows.append(dict(zip(space.names, ds)))
-            if not rows:
+            if not li2018.is_li_direction_file(tuple(f.keys())):
                 raise LandscapeError(f"{p}: no 'directions' or 'xdirection' group")
-            return rows
+            groups = li2018.read_direction_groups(f)
     except OSError as exc:
         raise LandscapeError(f"cannot read {p}: {exc}") from None
+    params = list(zip(space.names, (tuple(s) for s in space.shapes)))
+    rows, kinds = [], set()
+    for key, tensors in zip(("xdirection", "ydirection"), groups):
+        named, kind = li2018.map_direction_tensors(tensors, params=params, states=state_layout, where=f"{p}: {key}")
+        rows.append({n: torch.from_numpy(np.array(t)) for n, t in named.items()})
+        kinds.add(kind)
+    if info is not None:
+        info["file_format"] = f"Li et al. (2018) direction file ({'/'.join(sorted(kinds))} order)"
+    return rows
 
 
 def _read_pt_rows(p: Path, space: ParamSpace) -> List[Dict[str, torch.Tensor]]:
@@ -421,3 +440,192 @@ def _read_pt_rows(p: Path, space: ParamSpace) -> List[Dict[str, torch.Tensor]]:
     if isinstance(obj, (list, tuple)) and obj and all(isinstance(r, Mapping) for r in obj):
         return [strip_prefixes(r) for r in obj]
     raise LandscapeError(f"{p}: expected a dict of tensors, a list of such dicts, or a tensor")
+
+
+# ------------------------------------------------------------------ sources
+@dataclass(frozen=True)
+class Directions:
+    """What a direction source gives a slice: the directions, and what an auto range must cover.
+
+    ``span``: ``(n, k)`` coordinates of the points an ``auto`` range spans (with the origin),
+    ``None`` where the directions fix no such points; ``pad_abs``/``pad_rel``: padding on each side
+    (absolute, and relative to the span's width); ``files_sha256``: the other files the directions
+    were read from (they enter the settings a resumed run must match).
+    """
+
+    set: DirectionSet
+    span: Optional[np.ndarray] = None
+    pad_abs: float = 0.0
+    pad_rel: float = 0.0
+    files_sha256: Tuple[str, ...] = ()
+
+
+class DirectionSource:
+    """One kind of directions. ``make(session)`` builds them around the session's checkpoint.
+
+    ``eager``: the directions are needed before the surface file is checked (their auto range
+    fixes the grid); other sources are made only when the file does not hold them yet (a resumed
+    run reads the stored ones, e.g. without recomputing eigenvectors). ``centre()``: the checkpoint
+    the source itself fixes as the centre, if any. ``files_sha256()``: the files the directions
+    depend on that are known before making them.
+    """
+
+    kind: str = ""
+    eager: bool = False
+
+    def centre(self) -> Optional[str]:
+        return None
+
+    def files_sha256(self) -> List[str]:
+        return []
+
+    def make(self, session: Any) -> Directions:
+        raise NotImplementedError
+
+
+def _float_buffers(model: torch.nn.Module) -> Dict[str, torch.Tensor]:
+    return {n: b for n, b in model.named_buffers() if b.is_floating_point()}
+
+
+def renormalise(d: DirectionSet, theta: torch.Tensor, space: ParamSpace, norm: str,
+                include_bn: bool) -> DirectionSet:
+    """``d`` with every row normalised by :func:`normalize_direction` (``none``: unchanged; the
+    buffer directions are dropped, a normalised direction no longer moves between checkpoints)."""
+    if norm == "none":
+        return d
+    vecs = torch.stack([normalize_direction(v, theta, space, norm=norm, include_bn=include_bn) for v in d.vectors])
+    return DirectionSet(vecs, d.kind, norm, include_bn, {}, {**d.info, "renormalised": True})
+
+
+def load_points(paths: Sequence[str], session: Any, *, trust: bool) -> List[CheckpointPoint]:
+    """The checkpoints ``paths`` in the space of ``session`` (its model, device and dtype)."""
+    obj = session.train
+    names = list(_float_buffers(obj.model))
+    return [load_point(p, session.model, session.space, device=obj.theta0.device, dtype=obj.theta0.dtype,
+                       buffer_names=names, trust=trust) for p in paths]
+
+
+@dataclass(frozen=True)
+class RandomSource(DirectionSource):
+    """Filter- (layer-, un-) normalised Gaussian directions (:func:`random_directions`)."""
+
+    k: int = 2
+    seed: int = 0
+    norm: str = "filter"
+    include_bn: bool = False
+    kind = "random"
+
+    def make(self, session: Any) -> Directions:
+        obj = session.train
+        return Directions(random_directions(session.space, obj.theta0, k=self.k, seed=self.seed, norm=self.norm,
+                                            include_bn=self.include_bn))
+
+
+@dataclass(frozen=True)
+class EigenSource(DirectionSource):
+    """The top Hessian eigenvectors (:func:`eigen_directions`), warning when Lanczos did not converge."""
+
+    k: int = 2
+    seed: int = 0
+    tol: float = 1e-4
+    norm: str = "none"
+    include_bn: bool = False
+    kind = "eigen"
+
+    def make(self, session: Any) -> Directions:
+        import warnings
+
+        obj = session.train
+        d = eigen_directions(obj, k=self.k, seed=self.seed, tol=self.tol)
+        if not d.info["converged"]:
+            warnings.warn(f"Lanczos did not converge to tol {self.tol} (residuals "
+                          f"{', '.join(f'{r:.2g}' for r in d.info['residuals'])})", stacklevel=2)
+        return Directions(renormalise(d, obj.theta0, session.space, self.norm, self.include_bn))
+
+
+@dataclass(frozen=True)
+class FileSource(DirectionSource):
+    """Directions read from a file (:func:`read_direction_file`), optionally renormalised."""
+
+    path: str = ""
+    k: int = 2
+    norm: str = "none"
+    include_bn: bool = False
+    kind = "file"
+
+    def files_sha256(self) -> List[str]:
+        return [file_sha256(self.path)] if Path(self.path).exists() else []
+
+    def make(self, session: Any) -> Directions:
+        obj = session.train
+        shapes = {n: tuple(b.shape) for n, b in _float_buffers(obj.model).items()}
+        d = read_direction_file(self.path, session.space, k=self.k, device=obj.theta0.device,
+                                dtype=obj.theta0.dtype, buffer_shapes=shapes,
+                                state_layout=[(n, tuple(t.shape)) for n, t in obj.model.state_dict().items()])
+        return Directions(renormalise(d, obj.theta0, session.space, self.norm, self.include_bn))
+
+
+@dataclass(frozen=True)
+class PcaSource(DirectionSource):
+    """PCA of a trajectory of checkpoints (:func:`pca_directions`); the auto range spans the
+    trajectory, padded by a quarter of its width. The centre defaults to the last checkpoint."""
+
+    files: Tuple[str, ...] = ()
+    k: int = 2
+    norm: str = "none"
+    include_bn: bool = False
+    trust: bool = False
+    kind = "pca"
+    eager = True
+
+    def centre(self) -> Optional[str]:
+        return self.files[-1] if self.files else None
+
+    def make(self, session: Any) -> Directions:
+        obj = session.train
+        pts = load_points(self.files, session, trust=self.trust)
+        d = pca_directions(obj.theta0, torch.stack([p.theta for p in pts]), session.space, k=self.k,
+                           include_bn=self.include_bn, paths=[p.path for p in pts])
+        span = np.array(d.info["trajectory"]["coordinates"])
+        return Directions(renormalise(d, obj.theta0, session.space, self.norm, self.include_bn), span,
+                          pad_rel=0.25, files_sha256=tuple(p.sha256 for p in pts))
+
+
+@dataclass(frozen=True)
+class PlaneSource(DirectionSource):
+    """The plane through checkpoints A, B, C (:func:`plane_directions`), centred on A; the auto
+    range spans the three checkpoints, padded by 0.5."""
+
+    paths: Tuple[str, ...] = ()
+    trust: bool = False
+    kind = "plane"
+    eager = True
+
+    def centre(self) -> Optional[str]:
+        return self.paths[0] if self.paths else None
+
+    def make(self, session: Any) -> Directions:
+        d = plane_directions(*load_points(self.paths, session, trust=self.trust))
+        cks = d.info["checkpoints"]
+        return Directions(d, np.array([c["coordinates"] for c in cks]), pad_abs=0.5,
+                          files_sha256=tuple(c["sha256"] for c in cks[1:]))
+
+
+@dataclass(frozen=True)
+class InterpolationSource(DirectionSource):
+    """The line from checkpoint A to B (:func:`interpolation_direction`), centred on A; the auto
+    range spans A and B, padded by half their distance in α."""
+
+    a: str = ""
+    b: str = ""
+    trust: bool = False
+    kind = "interpolate"
+    eager = True
+
+    def centre(self) -> Optional[str]:
+        return self.a or None
+
+    def make(self, session: Any) -> Directions:
+        pa, pb = load_points([self.a, self.b], session, trust=self.trust)
+        d = interpolation_direction(pa, pb)
+        return Directions(d, np.array([[0.0], [1.0]]), pad_abs=0.5, files_sha256=(pb.sha256,))

@@ -6,7 +6,9 @@ state, and the model/data/loss spec so analyses need no flags), optional ``step_
 checkpoints inside the first steps, and ``RUN_DIR/log.csv`` with one row per epoch.
 
 Training is ordinary PyTorch: model in train mode (BatchNorm uses and updates batch statistics),
-mean-reduced loss, shuffled mini-batches from a seeded generator.
+mean-reduced loss, shuffled mini-batches from a seeded generator. The log, the tracked sharpness
+(``--track-sharpness``) and the checkpoints around spikes (``--save-around-spikes``) are written by
+a :class:`landscape.monitor.Monitor`, the same one a user's own training loop uses.
 """
 
 from __future__ import annotations
@@ -24,12 +26,15 @@ from .data import Dataset, load_data
 from .errors import LandscapeError, SpecError
 from .losses import get_loss, mean_loss
 from .models import ModelSpec, model_from_spec
+from .monitor import LOG_COLUMNS, Monitor, write_payload
+from .monitor import checkpoint_payload as _payload
 from .objective import Objective
-from .optim import EpochScheduler, OptimizerConfig, ScheduleConfig, optimizer_type, switch_to_sgd
+from .optim import EpochScheduler, OptimizerConfig, ScheduleConfig, switch_to_sgd
 from .optim import make_optimizer as _make_optimizer
 from .progress import progress
 
-LOG_COLUMNS = ("epoch", "step", "train_loss", "train_acc", "test_loss", "test_acc", "lr")
+__all__ = ["LOG_COLUMNS", "MonitorConfig", "TrainConfig", "TrainState", "checkpoint_payload", "read_log",
+           "save_checkpoint", "train", "write_payload"]
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,20 @@ class TrainState:
 Hook = Callable[[TrainState], None]
 
 
+@dataclass(frozen=True)
+class MonitorConfig:
+    """What the run's :class:`~landscape.monitor.Monitor` tracks (``--track-sharpness``,
+    ``--save-around-spikes``)."""
+
+    track_every: int = 0                  # sharpness every K steps (0: not tracked)
+    track_subset: Optional[int] = None    # fixed subset of training samples (None: all)
+    track_batches: int = 10               # mini-batches for the batch sharpness
+    save_around_spikes: bool = False
+    spike_threshold: float = 5.0
+    keep: int = 2
+    after: int = 1
+
+
 def optimizer_config(cfg: TrainConfig) -> OptimizerConfig:
     """The optimizer part of a run's configuration (see :mod:`landscape.optim.factory`)."""
     return OptimizerConfig(
@@ -124,37 +143,28 @@ def save_checkpoint(path: Path, state: TrainState, model_spec: ModelSpec) -> Non
     write_payload(path, checkpoint_payload(state, model_spec))
 
 
+def run_meta(cfg: TrainConfig, model_spec: ModelSpec) -> dict:
+    """The ``landscape`` record of this run's checkpoints (model, data, loss, configuration)."""
+    return {"model": model_spec.to_json(), "data": cfg.data, "loss": cfg.loss,
+            "batch_size": cfg.batch_size, "train": cfg.to_json()}
+
+
 def checkpoint_payload(state: TrainState, model_spec: ModelSpec) -> dict:
     """What a checkpoint holds (tensors are the live ones: clone before keeping it)."""
-    cfg = state.config
-    return {
-        "model_state_dict": state.model.state_dict(),
-        "optimizer_state_dict": state.optimizer.state_dict(),
-        "epoch": state.epoch,
-        "step": state.step,
-        "landscape": {
-            "model": model_spec.to_json(),
-            "data": cfg.data,
-            "loss": cfg.loss,
-            "optimizer_type": optimizer_type(state.optimizer),
-            "batch_size": cfg.batch_size,
-            "train": cfg.to_json(),
-        },
-    }
-
-
-def write_payload(path: Path, payload: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    return _payload(state.model, state.optimizer, epoch=state.epoch, step=state.step,
+                    meta=run_meta(state.config, model_spec))
 
 
 def train(cfg: TrainConfig, out_dir: str | Path, *, hooks: Sequence[Hook] = (),
-          epoch_hooks: Sequence[Hook] = (), dataset: Optional[Dataset] = None) -> List[Dict[str, float]]:
+          epoch_hooks: Sequence[Hook] = (), dataset: Optional[Dataset] = None,
+          monitor: MonitorConfig = MonitorConfig(),
+          on_monitor: Optional[Callable[[Monitor], None]] = None) -> List[Dict[str, float]]:
     """Train as configured, writing checkpoints and ``log.csv`` into ``out_dir``; returns the log.
 
-    ``hooks`` run after every optimizer step; ``epoch_hooks`` after each epoch's log row and
-    checkpoint are written (e.g. :class:`landscape.probes.spikes.SpikeSaver`)."""
+    A :class:`~landscape.monitor.Monitor` configured by ``monitor`` writes ``log.csv``,
+    ``sharpness.csv`` and the checkpoints around spikes (``on_monitor`` receives it, e.g. to read
+    its spikes afterwards). ``hooks`` run after every optimizer step; ``epoch_hooks`` after each
+    epoch's log row and checkpoint are written."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ds = dataset or load_data(cfg.data)
@@ -171,12 +181,24 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, hooks: Sequence[Hook] = (),
     x_tr, y_tr = ds.x_train.to(device), ds.y_train.to(device)
     gen = torch.Generator().manual_seed(cfg.seed)
     save_steps = set(int(s) for s in cfg.save_steps)
+    if monitor.track_every < 0:
+        raise SpecError("--track-sharpness K needs K >= 1")
+    if monitor.track_subset is not None and monitor.track_subset < 1:
+        raise SpecError("--track-subset must be positive")
+    mon = Monitor(model, opt, train=(ds.x_train, ds.y_train) if monitor.track_every else None, loss=cfg.loss,
+                  out=out, every=monitor.track_every, subset=monitor.track_subset,
+                  spikes=monitor.save_around_spikes, keep=monitor.keep, after=monitor.after,
+                  batch_size=cfg.batch_size, spike_threshold=monitor.spike_threshold, model_spec=mspec,
+                  data=cfg.data, meta=run_meta(cfg, mspec), seed=cfg.seed, batches=monitor.track_batches,
+                  eval_batch_size=cfg.eval_batch_size)
+    if on_monitor is not None:
+        on_monitor(mon)
 
     row = _log_row(state, ds, float("nan"), float("nan"))
-    _write_log(out / "log.csv", [row])
-    save_checkpoint(out / "epoch_000.pt", state, mspec)
+    mon.epoch(0, **_results(row))
+    mon.save()
     if 0 in save_steps:
-        save_checkpoint(out / "step_000000.pt", state, mspec)
+        mon.save(f"step_{0:06d}.pt")
     steps_per_epoch = math.ceil(len(y_tr) / cfg.batch_size)
     bar = progress(cfg.epochs * steps_per_epoch, desc=f"train {cfg.model} {cfg.optimizer} lr={cfg.lr}")
     for epoch in range(1, cfg.epochs + 1):
@@ -193,10 +215,11 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, hooks: Sequence[Hook] = (),
             loss.backward()
             state.optimizer.step()
             state.step += 1
+            mon.step()
             loss_sum += loss.detach().double() * len(yb)
             correct += (logits.detach().argmax(-1) == yb).sum()
             if state.step in save_steps:
-                save_checkpoint(out / f"step_{state.step:06d}.pt", state, mspec)
+                mon.save(f"step_{state.step:06d}.pt")
             for hook in hooks:
                 hook(state)
             bar.update(1)
@@ -206,21 +229,27 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, hooks: Sequence[Hook] = (),
         state.history.append(row)
         state.last_loss = train_loss
         bar.set_postfix(loss=f"{train_loss:.4g}", test=f"{row['test_loss']:.4g}")
-        _write_log(out / "log.csv", [row], append=True)
+        mon.epoch(epoch, **_results(row))
         if epoch % max(1, cfg.save_every) == 0 or epoch == cfg.epochs:
-            save_checkpoint(out / f"epoch_{epoch:03d}.pt", state, mspec)
+            mon.save()
         for hook in epoch_hooks:
             hook(state)
         scheduler.epoch_end(row)
         if cfg.switch_to_sgd is not None and epoch == cfg.switch_to_sgd:
             state.optimizer = switch_to_sgd(state.optimizer, lr=float(cfg.switch_lr),
                                             momentum=cfg.switch_momentum)
+            mon.use_optimizer(state.optimizer)
             scheduler = make_scheduler(cfg, state.optimizer)
         if not math.isfinite(train_loss):
             bar.write(f"epoch {epoch}: training loss is {train_loss}; stopping")
             break
     bar.close()
+    mon.close()
     return state.history
+
+
+def _results(row: Dict[str, float]) -> Dict[str, float]:
+    return {k: row[k] for k in ("train_loss", "train_acc", "test_loss", "test_acc")}
 
 
 def _log_row(state: TrainState, ds: Dataset, train_loss: float, train_acc: float) -> Dict[str, float]:
@@ -233,14 +262,6 @@ def _log_row(state: TrainState, ds: Dataset, train_loss: float, train_acc: float
     lr = state.optimizer.param_groups[0]["lr"]
     return {"epoch": state.epoch, "step": state.step, "train_loss": train_loss, "train_acc": train_acc,
             "test_loss": test.loss, "test_acc": test.acc, "lr": float(lr)}
-
-
-def _write_log(path: Path, rows: List[Dict[str, float]], append: bool = False) -> None:
-    with open(path, "a" if append else "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=LOG_COLUMNS, extrasaction="ignore")
-        if not append:
-            writer.writeheader()
-        writer.writerows(rows)
 
 
 def read_log(path: str | Path) -> List[Dict[str, float]]:

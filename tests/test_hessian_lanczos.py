@@ -232,3 +232,92 @@ def test_full_basis_lanczos_does_not_claim_convergence_it_has_not_reached():
     r = eigsh(DenseOperator(A), k=5, tol=1e-12, max_basis=30)
     assert r.matvecs >= 30 and not r.converged
     assert max(r.error_bounds) > 1e-12 * max(r.eigenvalues)
+
+
+# --------------------------------------------------------------- blocks, limits, progress (#21, #22)
+def test_block_lanczos_resolves_a_tight_cluster_that_single_vector_misses():
+    """Five eigenvalues within 0.4 %, 1 % below them the rest: one start vector finds the cluster
+    members one at a time and (like every Krylov method) may stop before the last has appeared;
+    a block as large as the cluster has all of them from the start, so its bounds hold."""
+    A, exact = _tight_cluster(0.01)
+    single = eigsh(DenseOperator(A), k=5, tol=1e-4, block=1)
+    err = (torch.tensor(single.eigenvalues, dtype=torch.float64) - exact[:5]).abs()
+    assert single.converged and not bool((err <= torch.tensor(single.error_bounds)).all())
+    for block in (5, "auto"):
+        r = eigsh(DenseOperator(A), k=5, tol=1e-4, block=block)
+        assert r.converged and r.block == 5
+        _check_bounds(r, exact)
+
+
+def test_block_lanczos_needs_fewer_products_on_a_repeated_eigenvalue():
+    A, exact = _spaced_cluster(0.0)               # λ = 10 five times
+    single = eigsh(DenseOperator(A), k=5, tol=1e-6, block=1)
+    block = eigsh(DenseOperator(A), k=5, tol=1e-6, block=5)
+    for r in (single, block):
+        assert r.converged
+        _check_bounds(r, exact)
+    assert block.matvecs < single.matvecs
+
+
+def test_batched_products_equal_one_at_a_time():
+    obj = objective_for("bn_cnn")
+    V = torch.randn(3, obj.dim, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    one = HessianOperator(obj, method="cached").with_shift(0.5)
+    many = HessianOperator(obj, method="cached", batched=True).with_shift(0.5)
+    assert torch.allclose(many.matmat(V), one.matmat(V), atol=1e-12)
+    assert many.hvps == 3 and one.hvps == 3
+
+
+def test_remaining_steps_extrapolates_the_log_error():
+    from landscape.progress import format_seconds, remaining_steps
+
+    hist = [(n, 10.0 ** (-n / 10)) for n in range(1, 11)]       # one decade per 10 products
+    assert remaining_steps(hist, 1e-4) == pytest.approx(30.0)
+    assert remaining_steps(hist[:1], 1e-4) is None                # one point: no rate yet
+    assert remaining_steps([(1, 1.0), (2, 2.0)], 1e-4) is None    # not falling: no guess
+    assert remaining_steps([(5, 1e-5)], 1e-4) == 0.0
+    assert format_seconds(75) == "1:15" and format_seconds(3725) == "1:02:05" and format_seconds(None) == "?"
+
+
+def test_convergence_bar_shows_worst_bound_and_eta(monkeypatch):
+    import io
+    import sys
+
+    from landscape.progress import ConvergenceBar
+
+    buf = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", buf)
+    monkeypatch.setenv("LANDSCAPE_PROGRESS", "1")
+    A, _ = _spaced_cluster(0.5)
+    with ConvergenceBar() as bar:
+        eigsh(DenseOperator(A), k=5, tol=1e-8,
+              callback=lambda p: bar.update("top eigenvalues", p.matvecs, p.worst, p.tol))
+    text = buf.getvalue()
+    assert "top eigenvalues" in text and "worst bound" in text and "→ 1e-08" in text
+    assert "ETA 0:0" in text                       # a number once the rate is known
+
+
+def test_cli_limits_block_and_bad_values(digits_run, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from landscape.cli import main
+
+    ck = str(digits_run / "epoch_003.pt")
+    out = tmp_path / "h.json"
+    res = CliRunner().invoke(main, ["hessian", ck, "--top-k", "3", "--subset", "100", "--max-hvps", "4",
+                                    "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    d = json.loads(out.read_text())
+    assert d["converged"] is False and d["stopped"] == "max_hvps" and d["top_hvps"] == 4
+    assert len(d["error_bounds"]) == 3 and "did not reach tol" in " ".join(d["notes"])
+    res = CliRunner().invoke(main, ["hessian", ck, "--top-k", "3", "--subset", "100", "--block", "auto",
+                                    "--converge", "vectors", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    d = json.loads(out.read_text())
+    assert d["converged"] is True and d["criterion"] == "vectors" and d["settings"]["block"] == "auto"
+    assert max(d["residuals"]) <= 1e-4 * d["eigenvalues"][0] * 1.0001
+    for flag, value in (("--block", "0"), ("--block", "many"), ("--max-hvps", "0"), ("--time-budget", "-1")):
+        res = CliRunner().invoke(main, ["hessian", ck, "--subset", "50", flag, value])
+        assert res.exit_code != 0 and "Traceback" not in res.output and flag in res.output, res.output

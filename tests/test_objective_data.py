@@ -11,6 +11,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from landscape.errors import LandscapeError, SpecError
 from landscape.objective import Objective
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def _loader(x, y, batch_size=8, **kw):
     return DataLoader(TensorDataset(x, y), batch_size=batch_size, **kw)
@@ -184,3 +186,34 @@ def test_nonfinite_parameters_are_named_before_curvature():
 
     with pytest.raises(LandscapeError, match="'2.weight'"):
         HessianOperator(obj)
+
+
+class DictBN(nn.Module):
+    """The tiny BN-CNN returning a dict: the training-objective rebuild must keep output_fn and loss."""
+
+    def __init__(self):
+        super().__init__()
+        from cases import tiny_bn_cnn
+
+        self.inner = tiny_bn_cnn()
+
+    def forward(self, x):
+        return {"logits": self.inner(x)}
+
+
+def test_curvature_verdict_keeps_the_users_loss_and_output():
+    from landscape.hessian.verdict import curvature_verdict, training_objective
+
+    _, x, y = CASES["bn_cnn"]()
+    crit = nn.CrossEntropyLoss(label_smoothing=0.2)
+    obj = Objective(DictBN(), _loader(x, y, batch_size=10), loss=crit, dtype=torch.float64)  # BN eval mode
+    train_obj = training_objective(obj, batch_size=10)
+    assert train_obj is not obj and train_obj.loss_fn is obj.loss_fn and train_obj.bn_mode == "train"
+    ref = Objective(CASES["bn_cnn"]()[0], x, y, loss=crit, batch_size=10, bn_mode="train", dtype=torch.float64)
+    assert train_obj.evaluate().loss == pytest.approx(ref.evaluate().loss, rel=1e-12)
+    v = curvature_verdict(obj, None, lr=0.1, train_batch_size=10, tol=1e-6)
+    # BatchNorm batch statistics over batches of 10: the dense reference column by column from the
+    # tensor objective's products (dense_hessian would use one batch of all samples)
+    H = torch.stack([ref.hvp(e) for e in torch.eye(ref.dim, dtype=torch.float64)], dim=1)
+    lam = float(torch.linalg.eigvalsh((H + H.T) / 2)[-1])
+    assert v.lambda_max == pytest.approx(lam, rel=1e-5)

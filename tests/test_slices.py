@@ -21,6 +21,7 @@ from click.testing import CliRunner
 
 from landscape.cli import main
 from landscape.directions import DirectionSet, filter_norms, load_point, plane_directions
+from landscape.errors import LandscapeError
 from landscape.session import open_session
 from landscape.slices import Grid, PointEvaluator, compute_surface, read_surface
 
@@ -259,7 +260,6 @@ def test_sigkilled_slice_resumes_to_the_uninterrupted_surface(digits_run, tmp_pa
 
 
 def test_a_second_writer_is_refused(tmp_path):
-    from landscape.errors import LandscapeError
     from landscape.slices import SurfaceStore
 
     first, second = SurfaceStore(tmp_path / "w.h5"), SurfaceStore(tmp_path / "w.h5")
@@ -271,3 +271,175 @@ def test_a_second_writer_is_refused(tmp_path):
         first.close()
     second.lock()  # free again once the first writer is gone
     second.close()
+
+
+# ------------------------------------------------------------------ the package and its config
+def test_public_names_and_config_equal_keywords(tmp_path):
+    import landscape.slices as sl
+    from landscape.slices import SliceConfig, slice_checkpoint  # noqa: F401
+
+    for name in ("Grid", "PointEvaluator", "SurfaceStore", "Surface", "Interpolation", "EvalConfig",
+                 "compute_surface", "read_surface", "interpolate_checkpoints", "choose_eval_config",
+                 "prepare_objectives", "settings_key", "run_points", "compute_points"):
+        assert hasattr(sl, name), name
+    from landscape.directions import PcaSource, PlaneSource, RandomSource
+
+    cfg = SliceConfig(dirs=1, xrange=(-1.0, 1.0, 3))
+    assert isinstance(sl.source_for(cfg, seed=3, trust=False), RandomSource)
+    assert sl.source_for(cfg, seed=3, trust=False).norm == "filter"
+    plane = sl.source_for(SliceConfig(plane=("a", "b", "c")), seed=0, trust=False)
+    assert isinstance(plane, PlaneSource) and plane.eager and plane.centre() == "a"
+    assert PcaSource(files=("e5.pt", "e9.pt")).centre() == "e9.pt" and PcaSource().centre() is None
+    with pytest.raises(LandscapeError, match="--dirs"):
+        sl.source_for(SliceConfig(dirs=3), seed=0, trust=False)
+
+
+def _digits_slice(digits_run, out, *extra):
+    return run("slice", digits_run / "epoch_003.pt", "--dirs", "1", "--range", "-1:1:3", "--subset", 60, "--no-test",
+               "--out", out, *extra)
+
+
+class _CountingOs:
+    """The ``os`` module as the store sees it, counting opens and writes."""
+
+    def __init__(self, real):
+        self._real, self.opens, self.writes = real, 0, 0
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+    def open(self, *a, **k):
+        self.opens += 1
+        return self._real.open(*a, **k)
+
+    def write(self, *a, **k):
+        self.writes += 1
+        return self._real.write(*a, **k)
+
+
+def test_resumed_points_cost_the_same_file_operations_as_fresh_ones(tmp_path, monkeypatch):
+    """#19 item 5: per point one journal write and no file opened, fresh or resumed."""
+    import landscape.slices.store as store_mod
+
+    obj = objective_for("mlp_tanh", dtype=torch.float64)
+    d = DirectionSet(torch.randn(2, obj.dim, generator=torch.Generator().manual_seed(0), dtype=torch.float64),
+                     "file", "none")
+    grid = Grid(np.linspace(-1, 1, 6), np.linspace(-1, 1, 5))
+    out = tmp_path / "io.h5"
+    h5_opens = []
+    real_file = h5py.File
+    monkeypatch.setattr(h5py, "File", lambda *a, **k: h5_opens.append(a[0]) or real_file(*a, **k))
+    counting = _CountingOs(os)
+    monkeypatch.setattr(store_mod, "os", counting)
+
+    def run_once():
+        counting.opens = counting.writes = 0
+        h5_opens.clear()
+        s = compute_surface({"train": obj}, d, grid, out=str(out), flush_seconds=1e9)
+        return s, counting.opens, counting.writes, len(h5_opens)
+
+    fresh, opens_f, writes_f, h5_f = run_once()
+    assert fresh.computed.all()
+    assert writes_f == grid.n_points + 1  # the journal's header, then one record per point
+    # half of the points undone: the resumed run does the same per point
+    with h5py.File(out, "r+") as f:
+        c = np.asarray(f["computed"])
+        c.reshape(-1)[::2] = False
+        f["computed"][...] = c
+    todo = int((~c).sum())
+    resumed, opens_r, writes_r, h5_r = run_once()
+    np.testing.assert_array_equal(resumed.values["train_loss"], fresh.values["train_loss"])
+    assert resumed.stats["computed_now"] == todo
+    assert writes_r == todo  # one record per point, nothing else
+    assert opens_r <= opens_f and h5_r <= h5_f + 1  # a constant number of opens, not one per point
+
+
+# ------------------------------------------------------------------ determinism (#19 item 8)
+def test_same_command_gives_bit_identical_files(digits_run, tmp_path):
+    ck = digits_run / "epoch_003.pt"
+    args = ["slice", ck, "--range", "-1:1:6", "--yrange", "-1:1:6", "--subset", 90, "--seed", 1]
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    assert run(*args, "--out", a).exit_code == 0
+    assert run(*args, "--out", b).exit_code == 0
+    assert a.read_bytes() == b.read_bytes()
+    with h5py.File(a, "r") as f:
+        assert int(f.attrs["eval_batch_size"]) == 90  # min(n, 256): a fixed rule, recorded
+        assert f.attrs["eval_batch_rule"].startswith("fixed")
+        assert "created" not in f.attrs
+    res = run(*args, "--batch-size", 32, "--out", tmp_path / "c.h5")
+    assert res.exit_code == 0
+    with h5py.File(tmp_path / "c.h5", "r") as f:
+        assert int(f.attrs["eval_batch_size"]) == 32 and f.attrs["eval_batch_rule"] == "given"
+
+
+# ------------------------------------------------------------------ refused input (#19 items 6, 9, 10)
+def _one_line_error(res, *words):
+    text = res.output.strip()
+    assert res.exit_code != 0 and text.startswith("error:") and "\n" not in text, res.output
+    for w in words:
+        assert w in text, text
+
+
+@pytest.mark.parametrize("size", ["0", "-3"])
+def test_nonpositive_batch_size_refused(digits_run, tmp_path, size):
+    res = _digits_slice(digits_run, tmp_path / "s.h5", "--batch-size", size)
+    _one_line_error(res, "--batch-size")
+    assert not (tmp_path / "s.h5").exists()
+    res = run("interpolate", digits_run / "epoch_000.pt", digits_run / "epoch_003.pt", "--range", "0:1:2",
+              "--batch-size", size, "--subset", 60)
+    _one_line_error(res, "--batch-size")
+
+
+def test_stored_negative_eval_batch_size_refused(digits_run, tmp_path):
+    out = tmp_path / "s.h5"
+    assert _digits_slice(digits_run, out).exit_code == 0
+    with h5py.File(out, "r+") as f:
+        f.attrs["eval_batch_size"] = -5
+        f["computed"][...] = False
+    _one_line_error(_digits_slice(digits_run, out), "eval_batch_size", "-5")
+
+
+def test_interpolate_refuses_nan_weights_naming_the_tensor(digits_run, tmp_path):
+    d = torch.load(digits_run / "epoch_003.pt", weights_only=True)
+    name = next(n for n, t in d["model_state_dict"].items() if t.is_floating_point() and t.dim() >= 2)
+    d["model_state_dict"][name][0].fill_(float("nan"))
+    bad = tmp_path / "nan.pt"
+    torch.save(d, bad)
+    res = run("interpolate", digits_run / "epoch_000.pt", bad, "--range", "0:1:2", "--subset", 60)
+    _one_line_error(res, name, "non-finite", "nan.pt")
+
+
+def test_other_xcoordinates_refused_on_resume(digits_run, tmp_path):
+    out = tmp_path / "s.h5"
+    assert _digits_slice(digits_run, out).exit_code == 0
+    with h5py.File(out, "r+") as f:
+        f["xcoordinates"][...] = np.array([-2.0, 0.0, 2.0])
+        f["computed"][0] = False
+    before = out.read_bytes()
+    _one_line_error(_digits_slice(digits_run, out), "other coordinates", "--overwrite")
+    assert out.read_bytes() == before
+    assert _digits_slice(digits_run, out, "--overwrite").exit_code == 0
+    assert read_surface(out).xcoordinates.tolist() == [-1.0, 0.0, 1.0]
+
+
+def test_out_in_a_missing_folder_is_created(digits_run, tmp_path):
+    out = tmp_path / "new" / "deeper" / "s.h5"
+    res = _digits_slice(digits_run, out)
+    assert res.exit_code == 0, res.output
+    assert read_surface(out).computed.all()
+
+
+def test_a_252_character_file_name_works_and_resumes(digits_run, tmp_path):
+    from landscape.slices import journal_path
+
+    out = tmp_path / ("n" * 249 + ".h5")
+    res = _digits_slice(digits_run, out)
+    assert res.exit_code == 0, res.output
+    j = journal_path(out)
+    assert j.exists() and len(j.name) <= 255 and j.parent == out.parent
+    assert journal_path(tmp_path / "short.h5").name == "short.h5.journal"
+    with h5py.File(out, "r+") as f:
+        f["computed"][1] = False
+    res = _digits_slice(digits_run, out)
+    assert res.exit_code == 0 and "(1 now" in res.output, res.output
+    assert read_surface(out).computed.all()

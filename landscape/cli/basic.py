@@ -8,8 +8,9 @@ from typing import Optional
 import click
 
 from ..data import load_data
+from ..errors import SpecError
 from ..optim import FAMILIES, SCHEDULERS
-from ..train import TrainConfig, train
+from ..train import MonitorConfig, TrainConfig, train
 from . import main
 
 
@@ -67,28 +68,22 @@ def train_cmd(out_dir: str, save_steps: str, beta1: float, beta2: float, save_ar
               track_subset: Optional[int], track_batches: int, **kwargs) -> None:
     """Train a model and keep checkpoints and a log (for Adam-vs-SGD style studies)."""
     steps = _int_list(save_steps)
-    ds = load_data(kwargs["data"]) if (full_batch or track_every) else None
+    ds = load_data(kwargs["data"]) if full_batch else None
     if full_batch:
         kwargs["batch_size"] = len(ds.y_train)
     cfg = TrainConfig(betas=(beta1, beta2), save_steps=steps, **kwargs)
-    hooks = []
-    if track_every:
-        from ..hessian.tracking import SharpnessTracker
-
-        hooks.append(SharpnessTracker(out_dir, x=ds.x_train, y=ds.y_train, loss=cfg.loss, every=track_every,
-                                      train_batch_size=cfg.batch_size, subset=track_subset,
-                                      batches=track_batches, seed=cfg.seed, eval_batch_size=cfg.eval_batch_size))
-    saver = None
-    if save_around_spikes:
-        from ..probes.spikes import DetectorConfig, SpikeSaver
-
-        saver = SpikeSaver(out_dir, cfg=DetectorConfig(threshold=spike_threshold))
-    history = train(cfg, out_dir, hooks=hooks, epoch_hooks=[saver] if saver else [], dataset=ds)
-    if saver is not None:
-        click.echo(f"spikes during training: {len(saver.spikes)}"
-                   + (f" (epochs {', '.join(str(s['epoch']) for s in saver.spikes)}; kept checkpoints of epochs "
-                      f"{', '.join(str(e) for e in sorted(saver.saved))}; see {out_dir}/spikes.json)"
-                      if saver.spikes else ""))
+    if track_every is not None and track_every < 1:
+        raise SpecError("--track-sharpness K needs K >= 1")
+    watch = MonitorConfig(track_every=track_every or 0, track_subset=track_subset, track_batches=track_batches,
+                          save_around_spikes=save_around_spikes, spike_threshold=spike_threshold)
+    monitors: list = []
+    history = train(cfg, out_dir, dataset=ds, monitor=watch, on_monitor=monitors.append)
+    mon = monitors[0] if monitors else None
+    if save_around_spikes and mon is not None:
+        click.echo(f"spikes during training: {len(mon.spikes)}"
+                   + (f" (epochs {', '.join(str(s['epoch']) for s in mon.spikes)}; kept checkpoints of epochs "
+                      f"{', '.join(str(e) for e in sorted(mon.saved))}; see {out_dir}/spikes.json)"
+                      if mon.spikes else ""))
     last = history[-1] if history else {}
     n_ckpt = len(list(Path(out_dir).glob("*.pt")))
     click.echo(f"wrote {out_dir}/log.csv and {n_ckpt} checkpoints; "
@@ -97,8 +92,6 @@ def train_cmd(out_dir: str, save_steps: str, beta1: float, beta2: float, save_ar
 
 
 def _int_list(text: str) -> tuple:
-    from ..errors import SpecError
-
     try:
         return tuple(int(s) for s in text.split(",") if s.strip())
     except ValueError:

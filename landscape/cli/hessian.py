@@ -3,13 +3,15 @@ preconditioned curvature, and the stability verdict for the checkpoint's optimiz
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Union
 
 import click
 
+from ..errors import LandscapeError
 from ..hessian.analyze import HessianConfig, analyze_hessian
 from ..hessian.batch_sharpness import train_batch_size as resolve_batch_size
-from ..progress import progress
+from ..hessian.lanczos import EigenProgress
+from ..progress import ConvergenceBar
 from ..results import write_json
 from . import main
 from .common import analysis_options, pop_session_kwargs, session_from
@@ -30,6 +32,9 @@ from .common import analysis_options, pop_session_kwargs, session_from
 @click.option("--lr", type=float, default=None, help="Learning rate for the stability check (default: the checkpoint's).")
 @click.option("--tol", type=float, default=1e-4, show_default=True, help="Target of --converge relative to |λ_max|: every eigenvalue's error bound (values) or residual ‖Hv − λv‖ (vectors) at most tol·|λ_max|.")
 @click.option("--converge", type=click.Choice(["values", "vectors"]), default="values", show_default=True, help="Stop when the eigenvalues' error bounds (|λ − θ| ≤ min(‖r‖, ‖r‖²/gap)) meet --tol, or when the eigenvector residuals do (needed when the vectors are used).")
+@click.option("--max-hvps", type=int, default=None, help="At most this many Hessian-vector products per Lanczos run (default max(100, 30·top-k)); at the limit the result is returned with its error bounds and converged: false.")
+@click.option("--time-budget", type=float, default=None, help="Seconds for the eigenvalue computations together; no Lanczos step is started that would end past it, and the result so far is returned with its bounds and converged: false.")
+@click.option("--block", default="1", show_default=True, help="Lanczos block size: vectors added per step, or auto (a block as large as the unconverged clusters among the Ritz values). On CPU one vector per step needs the fewest products; a block resolves near-repeated eigenvalues that single-vector Lanczos can miss.")
 @click.option("--method", type=click.Choice(["auto", "cached", "fwd", "rev"]), default="auto", show_default=True, help="Hessian-vector products: cached gradient graphs (one backward per product; auto uses them when they fit in memory), forward-over-reverse, or double backward.")
 @click.option("--backend", type=click.Choice(["landscape", "pyhessian"]), default="landscape", show_default=True, help="pyhessian: cross-check with PyPI pyhessian's power iteration.")
 @click.option("--batch-sharpness", "do_batch_sharpness", is_flag=True, help="Batch sharpness E_B[g_B^T H_B g_B/|g_B|^2] over mini-batches of the training batch size (Andreyev & Beneventano 2024), with its SGD stability verdict.")
@@ -39,7 +44,8 @@ from .common import analysis_options, pop_session_kwargs, session_from
 @click.option("--html", "html_path", default=None, help="Write a one-page HTML report to PATH.")
 def hessian_cmd(checkpoint: str, top_k: int, smallest: bool, do_trace: bool, trace_matvecs: int,
                 density: bool, density_steps: int, density_runs: int, per_layer: bool,
-                preconditioned: bool, lr: Optional[float], tol: float, converge: str, method: str, backend: str,
+                preconditioned: bool, lr: Optional[float], tol: float, converge: str, max_hvps: Optional[int],
+                time_budget: Optional[float], block: str, method: str, backend: str,
                 do_batch_sharpness: bool, train_batch_size: Optional[int], batches: int, json_path: Optional[str], html_path: Optional[str], **kwargs) -> None:
     """Hessian spectrum of CHECKPOINT's training loss and the edge-of-stability check."""
     options = pop_session_kwargs(kwargs)
@@ -50,14 +56,14 @@ def hessian_cmd(checkpoint: str, top_k: int, smallest: bool, do_trace: bool, tra
                            density_steps=density_steps, density_runs=density_runs, method=method,
                            backend=backend, batch_sharpness=do_batch_sharpness,
                            train_batch_size=resolve_train_batch_size(session, train_batch_size), batches=batches,
-                           converge=converge)
-    with progress(None, desc="Hessian-vector products", unit="hvp") as bar:
-        def tick(phase: str, n: int) -> None:
-            bar.set_description(phase, refresh=False)
-            bar.update(n)
+                           converge=converge, max_hvps=max_hvps, time_budget=time_budget,
+                           block=parse_block(block))
+    with ConvergenceBar("Hessian-vector products") as bar:
+        def status(phase: str, p: EigenProgress) -> None:
+            bar.update(phase, p.matvecs, p.worst, p.tol, "bound" if p.criterion == "values" else "residual")
 
         report = analyze_hessian(session.train, session.optimizer, config,
-                                 provenance=session.provenance(), tick=tick)
+                                 provenance=session.provenance(), tick=bar.tick, status=status)
     if json_path:
         write_json(report, json_path)
     if html_path:
@@ -66,6 +72,19 @@ def hessian_cmd(checkpoint: str, top_k: int, smallest: bool, do_trace: bool, tra
         write_html([report], html_path, title=f"Hessian of {checkpoint}")
     if json_path != "-":
         click.echo(report.summary())
+
+
+def parse_block(text: str) -> Union[int, str]:
+    """``--block``: ``auto`` or a positive integer."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = int(text)
+    except ValueError:
+        raise LandscapeError(f"--block must be a positive integer or auto, got {text!r}") from None
+    if value < 1:
+        raise LandscapeError(f"--block must be a positive integer or auto, got {text!r}")
+    return value
 
 
 def resolve_train_batch_size(session, override: Optional[int]) -> Optional[int]:

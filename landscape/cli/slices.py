@@ -31,10 +31,14 @@ def _range(text: Optional[str], name: str, *, auto: bool) -> Optional[Tuple[Any,
 
 
 def _eval_batch_size(session_kwargs: dict) -> Any:
-    """The --batch-size the user gave, or "auto" (the fastest) when it was left at its default."""
+    """The --batch-size the user gave (checked: a positive integer), or None (the fixed default
+    rule of :func:`landscape.slices.choose_eval_config`) when it was left at its default."""
     ctx = click.get_current_context()
     given = ctx.get_parameter_source("batch_size") not in (None, click.core.ParameterSource.DEFAULT)
-    return session_kwargs.get("batch_size") if given else "auto"
+    size = session_kwargs.get("batch_size")
+    if size is not None and size < 1:
+        raise SpecError(f"--batch-size must be a positive integer (got {size})")
+    return size if given else None
 
 
 def _write_html(result: Any, path: Optional[str]) -> None:
@@ -65,7 +69,7 @@ def _write_html(result: Any, path: Optional[str]) -> None:
 @click.option("--html", "html_path", default=None, help="Write an interactive HTML report to PATH.")
 @click.option("--channels-last/--no-channels-last", "channels_last", default=None,
               help="Memory layout for 4-D inputs (default: channels_last when the model accepts it).")
-@click.option("--flush-seconds", type=float, default=30.0, show_default=True,
+@click.option("--flush-seconds", type=click.FloatRange(min=0), default=30.0, show_default=True,
               help="Fold the journal of computed points into --out at least this often.")
 @analysis_options
 def slice_cmd(checkpoint: Optional[str], dirs: int, direction: str, norm: Optional[str], include_bn: bool,
@@ -75,16 +79,17 @@ def slice_cmd(checkpoint: Optional[str], dirs: int, direction: str, norm: Option
               channels_last: Optional[bool], flush_seconds: float, **kwargs: Any) -> None:
     """Loss and accuracy on a 1-D or 2-D slice through CHECKPOINT (Li et al. 2018)."""
     from ..distributed import is_main
-    from ..slices import slice_checkpoint
+    from ..slices import SliceConfig, slice_checkpoint
 
     auto = bool(plane) or direction == "pca"
     session_kwargs = pop_session_kwargs(kwargs)
-    surface = slice_checkpoint(
-        checkpoint, dirs=dirs, direction=direction, norm=norm, include_bn=include_bn,
+    config = SliceConfig(
+        dirs=dirs, direction=direction, norm=norm, include_bn=include_bn,
         xrange=_range(xrange, "--range", auto=auto), yrange=_range(yrange, "--yrange", auto=auto),
         plane=plane or None, trajectory=trajectory, direction_file=direction_file, test=not no_test,
         out=out, overwrite=overwrite, channels_last=channels_last, flush_seconds=flush_seconds,
-        eval_batch_size=_eval_batch_size(session_kwargs), **session_kwargs)
+        eval_batch_size=_eval_batch_size(session_kwargs))
+    surface = slice_checkpoint(checkpoint, config, **session_kwargs)
     if not is_main():
         return
     if json_path:
@@ -111,12 +116,13 @@ def interpolate_cmd(a: str, b: str, xrange: str, no_test: bool, out: Optional[st
                     **kwargs: Any) -> None:
     """Loss and accuracy along the line (1 − α)·A + α·B between two checkpoints (Goodfellow et al. 2015)."""
     from ..distributed import is_main
-    from ..slices import interpolate_checkpoints
+    from ..slices import InterpolateConfig, interpolate_checkpoints
 
     session_kwargs = pop_session_kwargs(kwargs)
-    result = interpolate_checkpoints(a, b, alphas=parse_range(xrange, name="--range"), test=not no_test,
-                                     out=out, overwrite=overwrite, channels_last=channels_last,
-                                     eval_batch_size=_eval_batch_size(session_kwargs), **session_kwargs)
+    config = InterpolateConfig(alphas=parse_range(xrange, name="--range"), test=not no_test, out=out,
+                               overwrite=overwrite, channels_last=channels_last,
+                               eval_batch_size=_eval_batch_size(session_kwargs))
+    result = interpolate_checkpoints(a, b, config, **session_kwargs)
     if not is_main():
         return
     if json_path:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 
@@ -20,7 +20,7 @@ from ..errors import LandscapeError
 from ..objective import Objective
 from .batch_sharpness import BatchSharpness, batch_sharpness, batch_stability
 from .density import DensityResult, slq
-from .lanczos import EigenResult, eigsh
+from .lanczos import EigenProgress, EigenResult, eigsh
 from .operator import BlockOperator, HessianOperator, LinearOperator, PreconditionedOperator
 from .preconditioner import coupled_weight_decay, is_adaptive, preconditioner_diag
 from .stability import Stability
@@ -100,6 +100,9 @@ class HessianConfig:
     train_batch_size: Optional[int] = None
     batches: int = 20
     converge: str = "values"
+    max_hvps: Optional[int] = None
+    time_budget: Optional[float] = None
+    block: Union[int, str] = 1
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -142,6 +145,7 @@ class HessianReport:
             d["error_bounds"] = list(self.top.error_bounds)
             d["criterion"] = self.top.criterion
             d["stopped"] = self.top.stopped
+            d["top_hvps"] = self.top.matvecs
         if self.smallest is not None:
             d["smallest_eigenvalue"] = self.smallest.eigenvalues[0]
             d["smallest_residual"] = self.smallest.residuals[0]
@@ -252,9 +256,12 @@ class _Counting(LinearOperator):
 def analyze_hessian(objective: Objective, optimizer: Optional[OptimizerState] = None,
                     config: HessianConfig = HessianConfig(), *, theta: Optional[torch.Tensor] = None,
                     provenance: Optional[Dict[str, Any]] = None,
-                    tick: Optional[Callable[[str, int], None]] = None) -> HessianReport:
+                    tick: Optional[Callable[[str, int], None]] = None,
+                    status: Optional[Callable[[str, EigenProgress], None]] = None) -> HessianReport:
     """Run the analysis described by ``config`` (module docstring). ``tick(phase, n)`` is called
-    after every ``n`` Hessian-vector products (for a progress display)."""
+    after every ``n`` Hessian-vector products and ``status(phase, progress)`` after every Lanczos
+    iteration (for a progress display with the worst bound and an ETA). ``config.max_hvps`` and
+    ``config.time_budget`` limit each Lanczos run (the budget is for all of them together)."""
     if config.top_k < 1:
         raise LandscapeError("--top-k must be at least 1")
     if config.top_k > objective.dim:
@@ -263,6 +270,12 @@ def analyze_hessian(objective: Objective, optimizer: Optional[OptimizerState] = 
         raise LandscapeError("--tol must be positive")
     if config.converge not in ("values", "vectors"):
         raise LandscapeError("--converge must be values or vectors")
+    if config.max_hvps is not None and config.max_hvps < 1:
+        raise LandscapeError("--max-hvps must be at least 1")
+    if config.time_budget is not None and not config.time_budget > 0:
+        raise LandscapeError("--time-budget must be a positive number of seconds")
+    if config.block != "auto" and (isinstance(config.block, str) or int(config.block) < 1):
+        raise LandscapeError("--block must be a positive integer or auto")
     if config.backend == "pyhessian" and config.batch_sharpness:
         raise LandscapeError("--batch-sharpness needs --backend landscape")
     if config.backend == "pyhessian":
@@ -282,8 +295,17 @@ def analyze_hessian(objective: Objective, optimizer: Optional[OptimizerState] = 
     def wrap(op: LinearOperator, phase: str) -> LinearOperator:
         return _Counting(op, lambda n: tick(phase, n)) if tick is not None else op
 
+    def limits(phase: str) -> Dict[str, Any]:
+        """max_iter / time_budget (what is left of it) / progress callback for one Lanczos run."""
+        out: Dict[str, Any] = {"callback": (lambda p: status(phase, p)) if status is not None else None}
+        if config.max_hvps is not None:
+            out["max_iter"] = config.max_hvps
+        if config.time_budget is not None:
+            out["time_budget"] = max(1e-6, config.time_budget - (time.perf_counter() - t0))
+        return out
+
     top = eigsh(wrap(base, "top eigenvalues"), k=config.top_k, which="LA", tol=config.tol, seed=config.seed,
-                converge=config.converge)
+                converge=config.converge, block=config.block, **limits("top eigenvalues"))
     if not top.converged:
         what = "error bounds" if top.criterion == "values" else "eigenvector residuals"
         notes.append(f"top-{config.top_k} Lanczos: {what} did not reach tol {config.tol:g} in {top.matvecs} "
@@ -291,7 +313,7 @@ def analyze_hessian(objective: Objective, optimizer: Optional[OptimizerState] = 
     smallest = None
     if config.smallest:
         smallest = eigsh(wrap(base, "smallest eigenvalue"), k=1, which="SA", tol=config.tol,
-                         seed=config.seed + 1, max_iter=max(300, 30))
+                         seed=config.seed + 1, **{"max_iter": 300, **limits("smallest eigenvalue")})
         if not smallest.converged:
             notes.append("smallest eigenvalue not converged (the bottom of a Hessian spectrum is "
                          "crowded; see smallest_residual)")

@@ -44,7 +44,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple, Union
 
 import torch
 
@@ -104,13 +104,19 @@ class EigenResult:
 @dataclass(frozen=True)
 class EigenProgress:
     """One solver report for a progress display: products so far, the worst relative error
-    measure of the chosen criterion (bound or residual over max|θ|) and its target ``tol``."""
+    measure of the chosen criterion (bound or residual over max|θ|) and its target ``tol``, the
+    current Ritz values with their bounds and residuals, and the block size of the next step."""
 
     matvecs: int
     worst: float
     tol: float
     criterion: str
     seconds: float
+    eigenvalues: Tuple[float, ...] = ()
+    error_bounds: Tuple[float, ...] = ()
+    residuals: Tuple[float, ...] = ()
+    block: int = 1
+    scale: float = 1.0
 
 
 Callback = Callable[[EigenProgress], None]
@@ -118,7 +124,7 @@ Callback = Callable[[EigenProgress], None]
 
 def eigsh(op: LinearOperator, *, k: int = 1, which: str = "LA", tol: float = 1e-4, seed: int = 0,
           v0: Optional[torch.Tensor] = None, max_iter: Optional[int] = None,
-          max_basis: Optional[int] = None, block: int = 1, converge: str = "values",
+          max_basis: Optional[int] = None, block: Union[int, str] = 1, converge: str = "values",
           time_budget: Optional[float] = None, callback: Optional[Callback] = None) -> EigenResult:
     """The ``k`` largest ('LA') or smallest ('SA') eigenpairs of the symmetric ``op``.
 
@@ -133,7 +139,10 @@ def eigsh(op: LinearOperator, *, k: int = 1, which: str = "LA", tol: float = 1e-
             is returned with ``converged=False``.
         max_basis: basis size before a thick restart (default ``max(40, 2k + 20)``, at most ``dim``);
             memory is two ``(max_basis, dim)`` buffers.
-        block: vectors added per iteration (products are batched through ``op.matmat``).
+        block: vectors added per iteration (products are batched through ``op.matmat``), or
+            ``"auto"``: start with a block of ``min(k, 8)`` random vectors, then each iteration
+            expand by as many vectors as there are unconverged wanted Ritz values in clusters
+            (a neighbour within 2 % of the value; :func:`auto_block`), at least one.
         converge: ``"values"`` (every error bound ≤ tol·max|θ|) or ``"vectors"`` (every
             residual ‖Hy − θy‖ ≤ tol·max|θ|).
         time_budget: seconds; no iteration is started that the observed time per product says
@@ -158,7 +167,13 @@ def eigsh(op: LinearOperator, *, k: int = 1, which: str = "LA", tol: float = 1e-
     if 3 * k >= d and max_iter >= d:
         return _dense_eigsh(op, k=k, which=which, tol=tol, converge=converge, t0=t0, callback=callback)
     max_basis = min(d, int(max_basis if max_basis is not None else max(40, 2 * k + 20)))
+    auto = block == "auto"
+    if auto:
+        block = min(k, AUTO_MAX_BLOCK)
+    elif isinstance(block, str) or int(block) < 1:
+        raise ValueError("block must be a positive integer or 'auto'")
     block = max(1, min(int(block), max_basis - k)) if max_basis > k else 1
+    max_block = block
     if max_basis < min(d, k + block):
         raise ValueError("max_basis must exceed k + block")
     dev, dt = op.device, op.dtype
@@ -184,8 +199,12 @@ def eigsh(op: LinearOperator, *, k: int = 1, which: str = "LA", tol: float = 1e-
         state = _ritz(Q[:m], W[:m], k, which, full=m >= d)
         worst = _worst(state, converge)
         elapsed = time.perf_counter() - t0
+        if auto:
+            block = min(max_block, auto_block(state, k, which, tol, converge))
         if callback is not None:
-            callback(EigenProgress(used, worst, float(tol), converge, elapsed))
+            callback(EigenProgress(used, worst, float(tol), converge, elapsed, _floats(state.theta),
+                                   _floats(state.bounds), _floats(state.res[:len(state.theta)]), block,
+                                   state.scale))
         if len(state.theta) == k and worst <= tol:
             stopped = "converged"
             break
@@ -208,7 +227,36 @@ def eigsh(op: LinearOperator, *, k: int = 1, which: str = "LA", tol: float = 1e-
     converged = bool(len(state.theta) == k and _worst(state, converge) <= tol)
     return EigenResult(_floats(state.theta), state.Y, _floats(state.res[:k]), converged, used, which,
                        float(tol), "lanczos", _floats(state.bounds), converge, stopped,
-                       time.perf_counter() - t0, block)
+                       time.perf_counter() - t0, max_block)
+
+
+AUTO_MAX_BLOCK = 8
+AUTO_CLUSTER_GAP = 0.02
+
+
+def auto_block(state: _Ritz, k: int, which: str, tol: float, converge: str) -> int:
+    """The block size for the next iteration of ``block="auto"``: the number of wanted Ritz
+    values not yet meeting the criterion that have a neighbour (among the k + 1 computed)
+    closer than ``AUTO_CLUSTER_GAP`` relative to their own size (at least 0.1 % of max|θ|), or 1
+    when there is none.
+
+    Single-vector Lanczos resolves a cluster one member at a time (and can stop before a member
+    has appeared at all); a block as large as the unconverged part of the cluster converges at
+    the rate of the gap below the cluster. Elsewhere one vector per product is cheapest.
+    """
+    n = len(state.res)
+    theta = torch.cat([state.theta, state.extra]) if len(state.extra) else state.theta
+    s = theta.double() * (1.0 if which == "LA" else -1.0)
+    measure = state.bounds if converge == "values" else state.res[: len(state.theta)]
+    count = 0
+    for i in range(min(k, len(state.theta))):
+        if float(measure[i]) <= tol * state.scale:
+            continue
+        size = max(abs(float(s[i])), 1e-3 * state.scale)
+        near = [abs(float(s[i] - s[j])) for j in (i - 1, i + 1) if 0 <= j < min(n, len(s))]
+        if near and min(near) < AUTO_CLUSTER_GAP * size:
+            count += 1
+    return max(1, count)
 
 
 @dataclass(frozen=True)
@@ -223,6 +271,7 @@ class _Ritz:
     res: torch.Tensor
     bounds: torch.Tensor
     scale: float
+    extra: torch.Tensor      # the Ritz value past the k-th (empty when there is none)
 
 
 def _worst(state: _Ritz, converge: str) -> float:
@@ -341,7 +390,7 @@ def _ritz(Q: torch.Tensor, W: torch.Tensor, k: int, which: str, *, full: bool) -
     bounds = gap_bounds(theta.cpu(), res, k, which, floor=rounding_floor(Q.dtype, scale, m),
                         below_known=not (full and n == m))
     nk = min(k, m)
-    return _Ritz(theta[:nk].cpu(), Y[:nk], HY[:nk], res, bounds, scale)
+    return _Ritz(theta[:nk].cpu(), Y[:nk], HY[:nk], res, bounds, scale, theta[nk:].cpu())
 
 
 def _thick_restart(Q: torch.Tensor, W: torch.Tensor, m: int, k: int, which: str, *, keep_extra: int) -> int:

@@ -17,6 +17,13 @@ time): one product costs 3.4× a forward+backward with ``fwd``, 2.9× with ``rev
 ``cached`` (+ 1.9× once to build the graphs). Each operator counts its products in ``hvps``
 (a ``matmat`` of ``k`` vectors counts ``k``), and so does the Objective's ``hvp_count``.
 
+Several products at once (``matmat``, used by block Lanczos): with ``batched=True`` the cached
+graphs are traversed once for all vectors (``autograd.grad(..., is_grads_batched=True)``, a vmap
+over the backward). Measured on 2 CPU cores under load (4 vectors, cached graphs, batch 128):
+ResNet-32 on 64 images 4.27 s per product batched vs 3.65 s one at a time; ResNet-18 on 32
+images 11.1 vs 7.2 s. Batching is therefore off by default (products one after the other, the
+same numbers bit for bit); it is an option for accelerators, where it is not yet measured.
+
 The preconditioned operator is the symmetric form of P⁻¹H used for adaptive optimizers
 (Cohen et al. 2022, "Adaptive Gradient Methods at the Edge of Stability"): P⁻¹H and
 P^{-1/2} H P^{-1/2} are similar matrices, so they have the same eigenvalues, and the latter is
@@ -69,11 +76,13 @@ class HessianOperator(LinearOperator):
         shift: a scalar or a flat vector added on the diagonal, e.g. coupled L2 weight decay
             (the gradient of ``wd/2·‖θ‖²`` adds ``wd·I`` to the curvature). Default none.
         cache_budget: bytes the cached graphs may take (``"auto"``/``"cached"``).
+        batched: ``matmat`` through one batched backward per data batch (cached graphs only;
+            module docstring). Default off.
     """
 
     def __init__(self, objective: Objective, theta: Optional[torch.Tensor] = None, *,
                  method: str = "auto", shift: Union[None, float, torch.Tensor] = None,
-                 cache_budget: Optional[int] = None) -> None:
+                 cache_budget: Optional[int] = None, batched: bool = False) -> None:
         if method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}")
         self.objective = objective
@@ -94,11 +103,25 @@ class HessianOperator(LinearOperator):
             if shift.shape != (self.dim,):
                 raise ValueError(f"shift must be a scalar or a vector of length {self.dim}")
         self.shift = shift
+        self.batched = bool(batched)
         self._count = 0
 
     @property
     def hvps(self) -> int:
         return self._count
+
+    def matmat(self, V: torch.Tensor) -> torch.Tensor:
+        """Products with the rows of ``V``; one batched pass over the cached graphs when
+        ``batched`` (else one product after the other)."""
+        if V.dim() == 1 or len(V) == 1 or not self.batched or self._graphs is None:
+            return super().matmat(V)
+        V = V.to(device=self.device, dtype=self.dtype)
+        out = self._graphs.hvps(V)
+        self.objective.hvp_count += len(V)
+        self._count += len(V)
+        if self.shift is not None:
+            out = out + (self.shift[None] * V if isinstance(self.shift, torch.Tensor) else self.shift * V)
+        return out
 
     def with_shift(self, shift: Union[None, float, torch.Tensor]) -> HessianOperator:
         """The same H (sharing cached graphs) with another diagonal shift; its own product count."""
@@ -183,6 +206,25 @@ class _GradientGraphs:
                                      retain_graph=True, allow_unused=True)
             out += torch.cat([(h if h is not None else torch.zeros_like(p)).reshape(-1)
                               for h, p in zip(hv, self.leaves)])
+        if getattr(self.objective, "sharded", False):
+            from .. import distributed
+
+            out = distributed.all_reduce_sum(out)
+        return out
+
+    def hvps(self, V: torch.Tensor) -> torch.Tensor:
+        """Products with every row of ``V`` by one batched backward per data batch."""
+        b = len(V)
+        space = self.objective.space
+        tangent = [V[:, a:e].reshape(b, *shape) for (a, e), shape in zip(space.offsets(), self.shapes)]
+        out = torch.zeros_like(V)
+        for gs, keep in self.graphs:
+            if not gs:
+                continue
+            hv = torch.autograd.grad(gs, self.leaves, grad_outputs=[tangent[j] for j in keep],
+                                     retain_graph=True, allow_unused=True, is_grads_batched=True)
+            out += torch.cat([(h if h is not None else V.new_zeros(b, *p.shape)).reshape(b, -1)
+                              for h, p in zip(hv, self.leaves)], dim=1)
         if getattr(self.objective, "sharded", False):
             from .. import distributed
 

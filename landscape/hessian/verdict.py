@@ -102,8 +102,8 @@ def training_objective(objective: Objective, *, batch_size: Optional[int] = None
     if objective.bn_mode == "train" and objective.batch_size == bs:
         return objective
     model = _trainable_copy(objective)
-    return Objective(model, objective.x, objective.y, loss=objective.loss_name, batch_size=bs,
-                     bn_mode="train", device=objective.device, dtype=objective.dtype, shard=objective.shard)
+    return Objective(model, objective.x, objective.y, loss=objective.loss_fn, output_fn=objective.output_fn,
+                     batch_size=bs, bn_mode="train", device=objective.device, dtype=objective.dtype, shard=objective.shard)
 
 
 def _trainable_copy(objective: Objective) -> torch.nn.Module:

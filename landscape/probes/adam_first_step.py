@@ -37,7 +37,6 @@ from ..errors import LandscapeError
 from ..hessian.stability import stability, synthetic_state
 from ..hessian.verdict import TopEigen
 from ..hessian.verdict import top_eigenpair as top_eigen
-from ..losses import mean_loss
 from ..objective import Evaluation, Objective
 from ..progress import progress
 from ..session import Session
@@ -183,7 +182,7 @@ def _objective_for(obj: Objective, model: nn.Module) -> Objective:
     else a new one that holds the copy's running statistics (``bn_mode="eval"``)."""
     if obj.bn_mode == "train" or not _has_bn_buffers(model):
         return obj
-    return Objective(model, obj.x, obj.y, loss=obj.loss_name, batch_size=obj.batch_size,
+    return Objective(model, obj.x, obj.y, loss=obj.loss_fn, output_fn=obj.output_fn, batch_size=obj.batch_size,
                      bn_mode="eval", device=obj.device, dtype=obj.dtype, shard=obj.shard)
 
 
@@ -224,7 +223,7 @@ def _run_optimizer(session: Session, name: str, lr: float, batches: List[torch.T
     for t, idx in enumerate(batches):
         xb, yb = obj.x[idx.to(obj.device)], obj.y[idx.to(obj.device)]
         opt.zero_grad(set_to_none=True)
-        loss = mean_loss(obj.loss_name, model(xb), yb)
+        loss = obj.loss_fn.mean(obj.output_fn(model(xb)), yb)
         loss.backward()
         if t == 0:
             grad = _flat(obj, model, grads=True).clone()

@@ -141,6 +141,12 @@ def read_slice_h5(path: Path) -> SliceData:
                     if isinstance(ds, h5py.Dataset):
                         arrays[f"{name}/{sub}"] = _read_bounded(ds, f"{name}/{sub}", limit, path)
                 attrs.update({f"{name}.{k}": _attr_value(v) for k, v in obj.attrs.items()})
+    from ..formats import li2018
+
+    if li2018.is_li_surface(names, attrs):
+        li = li2018.read_surface(arrays, source=str(path))
+        arrays = li.arrays
+        attrs.update({"format": li2018.FORMAT, "read_notes": list(li.notes)})
     return slice_from_mapping(arrays, attrs=attrs, source=str(path))
 
 
@@ -506,6 +512,7 @@ def _summary(data: SliceData) -> TextBlock:
     if data.explained_variance is not None:
         ev = ", ".join(fmt(v, 3) for v in data.explained_variance[:4])
         lines.append(f"PCA explained variance (first components): {ev}")
+    lines += [str(n) for n in data.attrs.get("read_notes") or ()]
     extra = {k: data.attrs[k] for k in ("norm", "normalization", "direction", "ignore", "include_bn")
              if k in data.attrs}
     if extra:

@@ -1,0 +1,1 @@
+"""Readers for other tools' file formats (one module per format)."""
