@@ -64,7 +64,7 @@ def interleaved(ck: str, data: str, model: torch.nn.Module, x: torch.Tensor, *, 
     from landscape.slices import PointEvaluator, choose_eval_config, prepare_objectives
 
     s = open_session(ck, data=data)
-    cfg = choose_eval_config(s.train, batch_size="auto")
+    cfg = choose_eval_config(s.train)  # the rule the slice loop uses (min(n, 256) unless given)
     d = random_directions(s.space, s.train.theta0, k=2, seed=0)
     ev = PointEvaluator(prepare_objectives([s.train], cfg), s.train.theta0, d)
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format

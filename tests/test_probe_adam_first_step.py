@@ -1,4 +1,6 @@
-"""adam-first-step: hand computation on a small MLP, dead-ReLU counting, and a real digits run."""
+"""adam-first-step: hand computation on a small MLP, dead-ReLU counting, the causes on small
+models and data made here (softmax-MSE saturation, logit-MSE collapse, the amplified-coordinates
+experiment), --compare-losses, and a real digits run."""
 
 from __future__ import annotations
 
@@ -13,14 +15,19 @@ from torch import nn
 from landscape import open_session
 from landscape.losses import mean_loss
 from landscape.objective import Objective
-from landscape.probes.activations import activation_stats
+from landscape.probes.activations import activation_stats, output_stats
 from landscape.probes.adam_first_step import (
+    AdamFirstStepResult,
     FirstStepConfig,
     _run_optimizer,
+    _step1_preconditioner,
     adam_first_step,
     first_batches,
 )
 from landscape.results import dumps
+from landscape.session import Session
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _hand_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
@@ -78,6 +85,145 @@ def test_first_step_matches_hand_computation():
     assert len(run.adam.curve["loss"]) == 4 and run.adam.curve["loss"][1] == run.adam.loss_after
     assert "Adam step is" in run.verdict
     assert json.loads(dumps(r))["runs"][0]["adam"]["bound"] == pytest.approx(lr * math.sqrt(d))
+    # the amplified-coordinates experiment by hand: Δ on |g| < 1e-2·max|g| only, and on the rest only
+    ex = run.adam.amplified_experiment
+    small = g.abs() < 1e-2 * g.abs().max()
+    d_small = torch.where(small, d_adam, torch.zeros_like(d_adam))
+    assert ex["small_fraction"] == pytest.approx(float(small.double().mean()), abs=1.0 / d)
+    assert ex["loss_small_only"] == pytest.approx(s.train.loss(theta0 + d_small), rel=1e-4)
+    assert ex["loss_large_only"] == pytest.approx(s.train.loss(theta0 + d_adam - d_small), rel=1e-4)
+    assert ex["rise_full"] == pytest.approx(run.adam.loss_after - run.adam.loss_before, rel=1e-4, abs=1e-7)
+    # grad norms and output statistics at the three points, by hand
+    assert run.adam.grad_norm["before"] == pytest.approx(float(s.train.grad(theta0).norm()), rel=1e-5)
+    assert run.adam.grad_norm["after"] == pytest.approx(float(s.train.grad(theta0 + d_adam).norm()), rel=1e-3)
+    assert run.adam.logit_scale["after"]["max"] == pytest.approx(
+        output_stats(s.train, theta0 + d_adam).max_abs_logit, rel=1e-4)
+    # Adam's P after step 1 through the one definition (optim.families) is (1 − β₁)(|g| + ε)
+    traj = _run_optimizer(s, "adam", lr, [idx], cfg, s.train.evaluate())
+    p1 = _step1_preconditioner(s.train, traj.state1)
+    assert torch.allclose(p1, (0.1 * (g.abs() + eps)).double(), rtol=1e-5, atol=1e-12)
+    assert [c["name"] for c in run.causes] == ["softmax_saturation", "output_collapse", "dead_units",
+                                               "amplified_coordinates", "curvature_overshoot", "no_recovery"]
+
+
+def test_output_stats_by_hand():
+    """Saturation, logit scale and the between-sample share on a model whose logits are known."""
+    class Fixed(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(1))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + 0 * self.w
+
+    z = torch.tensor([[20.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 3.0], [1.0, 1.0, 1.0]], dtype=torch.float64)
+    st = output_stats(Objective(Fixed(), z, torch.zeros(4, dtype=torch.long), batch_size=3))
+    p = torch.softmax(z, dim=-1).amax(dim=-1)
+    assert st.saturation == pytest.approx(float((p > 1 - 1e-4).double().mean())) == 0.25
+    assert st.max_abs_logit == 20.0 and st.rms_logit == pytest.approx(float(z.pow(2).mean().sqrt()))
+    between = float(((z - z.mean(0)) ** 2).sum())
+    assert st.between_sample_share == pytest.approx(between / float(((z - z.mean()) ** 2).sum()))
+    same = output_stats(Objective(Fixed(), z[[0, 0, 0]], torch.zeros(3, dtype=torch.long)))
+    assert same.between_sample_share == 0.0  # the output does not depend on the input
+
+
+def _clusters(n: int = 256, d: int = 16, classes: int = 10, scale: float = 0.5, seed: int = 0):
+    """Gaussian clusters, hard enough that nothing fits them in a few steps."""
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.randn(classes, d, generator=g) * scale
+    y = torch.arange(n) % classes
+    return centres[y] + torch.randn(n, d, generator=g), y
+
+
+def _mlp(d: int, width: int, classes: int, *, bn: bool, seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    norm = (lambda: [nn.BatchNorm1d(width)]) if bn else (lambda: [])
+    return nn.Sequential(nn.Linear(d, width), *norm(), nn.ReLU(), nn.Linear(width, width), *norm(), nn.ReLU(),
+                         nn.Linear(width, classes))
+
+
+def _probe(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str, **cfg) -> AdamFirstStepResult:
+    obj = Objective(model, x, y, loss=loss, batch_size=256, bn_mode="train")
+    session = Session(None, model, None, None, loss, obj, None, None, obj.space)
+    base = dict(batch_size=64, steps=10, hessian=False, alphas=(0.0, 1.0))
+    return adam_first_step(session, FirstStepConfig(**{**base, **cfg}))
+
+
+def _cause(run, name: str) -> dict:  # noqa: ANN001
+    return next(c for c in run.causes if c["name"] == name)
+
+
+def test_softmax_mse_death_is_saturation_and_training_run_is_not():
+    """A wide MLP under softmax-MSE: Adam at lr 0.1 saturates the softmax and its gradient vanishes
+    (dies); at lr 0.001 it trains and the cause is not supported; under CE at lr 0.1 the gradient
+    does not vanish, so saturation is not the story there."""
+    x, y = _clusters()
+    r = _probe(_mlp(16, 128, 10, bn=False), x, y, "mse-softmax", lrs=(0.1, 0.001), losses=("mse-softmax", "ce"))
+    by = {(run.loss, run.lr): run for run in r.runs}
+    dead, alive, ce = by[("mse-softmax", 0.1)], by[("mse-softmax", 0.001)], by[("ce", 0.1)]
+    assert _cause(dead, "softmax_saturation")["supported"] and _cause(dead, "no_recovery")["supported"]
+    assert dead.adam.saturation["end"] > 0.9 and dead.adam.grad_norm["end"] < 1e-3 * dead.adam.grad_norm["before"]
+    assert "softmax saturation" in dead.mechanism and "does not train again" in dead.mechanism
+    assert alive.adam.recovered and not _cause(alive, "softmax_saturation")["supported"]
+    assert not _cause(alive, "no_recovery")["supported"] and "trains again" in alive.mechanism
+    assert not _cause(ce, "softmax_saturation")["supported"]
+    assert ce.adam.grad_norm["end"] > 1e-2 * ce.adam.grad_norm["before"]
+    # every cause carries its evidence with numbers, and the JSON has them
+    d = json.loads(dumps(r))
+    assert sorted(d["by_loss"]) == ["ce", "mse-softmax"]
+    for run in d["runs"]:
+        for c in run["causes"]:
+            assert set(c) >= {"name", "supported", "evidence", "numbers"} and any(ch.isdigit() for ch in c["evidence"])
+        for key in ("saturation", "grad_norm", "logit_scale", "output_collapse", "dead_units"):
+            assert key in run["adam"] and key in run["sgd"]
+
+
+def test_logit_mse_collapse_is_output_collapse():
+    """A BN MLP under logit MSE: Adam at lr 0.1 ends with input-independent logits (and dead
+    units in eval mode); SGD from the same start does not collapse."""
+    x, y = _clusters()
+    r = _probe(_mlp(16, 128, 10, bn=True), x, y, "mse", lrs=(0.1,), steps=20)
+    run = r.runs[0]
+    c = _cause(run, "output_collapse")
+    assert c["supported"], c["evidence"]
+    assert run.adam.output_collapse["end"] < 0.05 and run.sgd.output_collapse["end"] > 0.5
+    assert "output collapse" in run.mechanism
+    assert not _cause(run, "softmax_saturation")["supported"]
+    layers = run.adam.dead_units["end"]["layers"]
+    assert len(layers) == 2 and all(0 <= row["fraction"] <= 1 for row in layers)
+
+
+def test_amplified_coordinates_is_deterministic_and_in_json():
+    x, y = _clusters(n=128)
+    runs = [_probe(_mlp(16, 64, 10, bn=True), x, y, "mse-softmax", lrs=(0.1,), steps=2) for _ in range(2)]
+    a, b = (json.loads(dumps(r))["runs"][0] for r in runs)
+    assert a["adam"]["amplified_experiment"] == b["adam"]["amplified_experiment"]
+    assert a["causes"] == b["causes"] and a["mechanism"] == b["mechanism"]
+    amp = next(c for c in a["causes"] if c["name"] == "amplified_coordinates")
+    for key in ("threshold", "small_fraction", "loss_before", "loss_full", "loss_small_only", "loss_large_only",
+                "rise_full", "rise_small_only", "rise_large_only", "norm_small_only", "norm_large_only"):
+        assert isinstance(amp["numbers"][key], float), key
+    ex = a["adam"]["amplified_experiment"]
+    assert ex["loss_full"] == pytest.approx(a["adam"]["loss_after"], rel=1e-5)
+    assert amp["supported"] == (ex["rise_full"] > 0 and ex["rise_small_only"] >= 0.5 * ex["rise_full"])
+
+
+def test_compare_losses_cli(tmp_path):
+    from click.testing import CliRunner
+
+    from landscape.cli import main
+
+    out = tmp_path / "afs.json"
+    args = ["probe", "adam-first-step", "--model", "mlp:hidden=16", "--data", "digits", "--subset", "200",
+            "--lr", "0.1", "--steps", "2", "--batch-size", "64", "--no-hessian", "--json", str(out)]
+    res = CliRunner().invoke(main, args + ["--loss", "ce", "--compare-losses", "mse-softmax,ce"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(out.read_text())
+    assert [(r["loss"], r["lr"]) for r in d["runs"]] == [("ce", 0.1), ("mse-softmax", 0.1)]
+    assert "lr 0.1, mse-softmax: Adam at lr 0.1 under mse-softmax" in res.output
+    res = CliRunner().invoke(main, args + ["--compare-losses", "ce,hinge"])
+    assert res.exit_code != 0
+    assert res.output.strip().splitlines()[-1].startswith("error: --compare-losses 'ce,hinge': unknown loss hinge")
 
 
 class _DeadNet(nn.Module):
@@ -143,3 +289,4 @@ def test_real_high_lr_adam_run_is_diagnosed(tmp_path):
     assert r["adam"]["bn_shift"] and max(b["mean_shift"] for b in r["adam"]["bn_shift"]) > \
         10 * max(b["mean_shift"] for b in r["sgd"]["bn_shift"])
     assert r["verdict"].startswith("Adam step is") and "lr 0.1" in res.output
+    assert r["loss"] == "mse" and r["mechanism"].startswith("Adam at lr 0.1 under mse")

@@ -43,6 +43,11 @@ def _emit(result, json_path: Optional[str], html_path: Optional[str], title: str
 @click.option("--momentum", type=float, default=0.0, show_default=True, help="SGD's heavy-ball momentum.")
 @click.option("--optimizer", "optimizers", multiple=True, type=click.Choice(list(FAMILIES)),
               help="Repeatable: further families to measure like Adam and SGD (which always run), e.g. adabound.")
+@click.option("--compare-losses", "compare_losses", default=None, metavar="LOSS,LOSS,...",
+              help="Run the probe under each of these loss conventions (comma-separated from ce, mse, mse-sum, "
+                   "mse-softmax, or 'all'); with --loss, that one too. E.g. ce,mse-softmax for Adam/SGD × CE/MSE.")
+@click.option("--small-grad", type=float, default=1e-2, show_default=True,
+              help="Amplified-coordinates experiment: coordinates with |g| below this fraction of max|g| are 'small'.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Initialisation seed and mini-batch order (as landscape train --seed).")
 @click.option("--subset", type=int, default=None, help="Use a fixed random subset of N samples of each split.")
@@ -55,8 +60,8 @@ def _emit(result, json_path: Optional[str], html_path: Optional[str], title: str
 @click.option("--json", "json_path", default=None, help="Write the result as JSON to PATH (- for stdout).")
 @click.option("--html", "html_path", default=None, help="Write an interactive HTML report to PATH.")
 def adam_first_step_cmd(init: Optional[str], lrs: Tuple[float, ...], batch_size: int, steps: int,
-                        beta1: float, beta2: float, eps: float, momentum: float, optimizers: Tuple[str, ...], seed: int,
-                        subset: Optional[int], eval_batch_size: int, device: str, dtype: str, bn_mode: str,
+                        beta1: float, beta2: float, eps: float, momentum: float, optimizers: Tuple[str, ...],
+                        compare_losses: Optional[str], small_grad: float, seed: int, subset: Optional[int], eval_batch_size: int, device: str, dtype: str, bn_mode: str,
                         no_hessian: bool, json_path: Optional[str], html_path: Optional[str], **kwargs) -> None:
     """Adam's and SGD's first update from the same start and mini-batch, per learning rate."""
     from ..probes.adam_first_step import FirstStepConfig, adam_first_step
@@ -65,12 +70,27 @@ def adam_first_step_cmd(init: Optional[str], lrs: Tuple[float, ...], batch_size:
     opts = pop_session_kwargs(kwargs)
     if init is None and not opts.get("model"):
         raise LandscapeError("pass --init CKPT or --model (with --seed) for a fresh initialisation")
+    losses = _parse_losses(compare_losses, opts.get("loss"))
     session = open_session(init, subset=subset, seed=seed, batch_size=eval_batch_size, device=device,
                            dtype=dtype, bn_mode=bn_mode, init_seed=seed, **opts)
     cfg = FirstStepConfig(lrs=tuple(lrs), batch_size=batch_size, steps=steps, betas=(beta1, beta2), eps=eps,
-                          momentum=momentum, seed=seed, hessian=not no_hessian,
+                          momentum=momentum, seed=seed, hessian=not no_hessian, losses=losses, small_grad=small_grad,
                           others=tuple(dict.fromkeys(o for o in optimizers if o not in ("adam", "sgd"))))
     _emit(adam_first_step(session, cfg), json_path, html_path, "landscape probe adam-first-step")
+
+
+def _parse_losses(text: Optional[str], loss: Optional[str]) -> Tuple[str, ...]:
+    """``--compare-losses`` (plus ``--loss`` first when given) → the probe's loss conventions."""
+    from ..losses import LOSSES
+
+    if text is None:
+        return ()
+    names = list(LOSSES) if text.strip() == "all" else [t.strip() for t in text.split(",") if t.strip()]
+    unknown = [n for n in names if n not in LOSSES]
+    if unknown or not names:
+        raise LandscapeError(f"--compare-losses {text!r}: unknown loss {unknown[0] if unknown else '(none)'}; "
+                             f"choose from {', '.join(LOSSES)} or 'all'")
+    return tuple(dict.fromkeys(([loss] if loss else []) + names))
 
 
 @probe_group.command("spikes")

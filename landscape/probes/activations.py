@@ -8,6 +8,12 @@ while it is active is seen with its input, whichever way it was written. The k-t
 forward pass is the k-th ReLU (BN) "site"; forward pre-hooks on the Objective's *private* model copy
 (removed afterwards) label each site with the innermost module that made it.
 
+Outputs (:func:`output_stats`): over the same set, the share of samples whose largest softmax
+probability exceeds 1 − 10⁻⁴ ("saturated": the softmax-MSE gradient through such a sample is
+≈ 0), the largest and the RMS |logit|, and the between-sample share of the logits' variance,
+Σᵢ꜀(zᵢ꜀ − z̄꜀)² / Σᵢ꜀(zᵢ꜀ − z̄)², which is near 0 when the output no longer depends on the input
+(every sample gets the same logits, whatever they are) and near 1 when the class means are equal.
+
 A ReLU channel (dimension 1 of the ReLU's input: a neuron of a linear layer, a filter of a conv) is
 *dead* when its input is ≤ 0 for every sample of the set (and every spatial position). The dead
 fraction is dead channels / all channels over all ReLU sites.
@@ -32,6 +38,9 @@ from ..objective import Objective
 _RELU_FUNCS = {F.relu, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_}
 if hasattr(F, "relu_"):
     _RELU_FUNCS.add(F.relu_)
+
+
+SATURATED = 1e-4  # a sample is saturated when its largest softmax probability exceeds 1 − SATURATED
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,26 @@ class ActivationStats:
             "bn_sites": list(self.bn_sites),
             "n": self.n,
         }
+
+    def dead_units(self) -> dict:
+        """Dead units per ReLU site and overall (the ``dead_units`` entries of the first-step probe)."""
+        layers = [{"site": s, "units": c, "dead": d, "fraction": d / c if c else float("nan")}
+                  for s, c, d in zip(self.relu_sites, self.relu_channels, self.relu_dead)]
+        return {"overall": self.dead_relu_fraction, "layers": layers}
+
+
+@dataclass(frozen=True)
+class OutputStats:
+    """The model's outputs (logits) over an evaluation set at one parameter point (module docstring)."""
+
+    saturation: float
+    max_abs_logit: float
+    rms_logit: float
+    between_sample_share: float
+    n: int
+
+    def to_json(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
 class _Recorder(TorchFunctionMode):
@@ -178,3 +207,33 @@ def bn_shift(before: ActivationStats, after: ActivationStats, *, eps: float = 1e
             "std_ratio": float((s1 / s0).median()),
         })
     return out
+
+
+@torch.no_grad()
+def output_stats(objective: Objective, theta: Optional[torch.Tensor] = None, *,
+                 saturated: float = SATURATED) -> OutputStats:
+    """Saturation, logit scale and the between-sample share of the logits' variance of
+    ``objective``'s model at ``theta`` over its set (module docstring), from running sums in
+    float64 (one host sync at the end; combined over ranks under torch.distributed)."""
+    params = objective.params(theta)
+    sums: Optional[torch.Tensor] = None  # [saturated count, Σz², Σ_i z_ic (C), Σ_i z_ic² (C)]
+    top = torch.zeros((), dtype=torch.float64, device=objective.device)
+    for xb, _ in objective.batches():
+        z = objective.forward(params, xb).double().reshape(len(xb), -1)
+        sat = (torch.softmax(z, dim=-1).amax(dim=-1) > 1 - saturated).sum().double()
+        part = torch.cat([sat.reshape(1), (z * z).sum().reshape(1), z.sum(dim=0), (z * z).sum(dim=0)])
+        sums = part if sums is None else sums + part
+        top = torch.maximum(top, z.abs().max())
+    if objective.sharded:
+        sums = dist.all_reduce_sum(sums)
+        slot = torch.zeros(dist.world_size(), dtype=torch.float64, device=objective.device)
+        slot[dist.rank()] = top
+        top = dist.all_reduce_sum(slot).max()
+    n = objective.n
+    c = (sums.numel() - 2) // 2
+    s_c, q_c = sums[2:2 + c], sums[2 + c:]
+    between = (q_c - s_c * s_c / n).sum()
+    total = sums[1] - s_c.sum() ** 2 / (n * c)
+    share = torch.where(total > 0, (between / total.clamp_min(1e-300)).clamp(0, 1), torch.zeros_like(total))
+    values = torch.stack([sums[0] / n, top, (sums[1] / (n * c)).sqrt(), share]).tolist()
+    return OutputStats(float(values[0]), float(values[1]), float(values[2]), float(values[3]), n)

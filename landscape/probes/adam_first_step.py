@@ -37,13 +37,16 @@ from ..errors import LandscapeError
 from ..hessian.stability import stability, synthetic_state
 from ..hessian.verdict import TopEigen
 from ..hessian.verdict import top_eigenpair as top_eigen
+from ..losses import get_loss
 from ..objective import Evaluation, Objective
 from ..progress import progress
 from ..session import Session
-from .activations import ActivationStats, activation_stats, bn_shift
+from .activations import ActivationStats, OutputStats, activation_stats, bn_shift, output_stats
+from .first_step_causes import adam_causes, mechanism
 
 AMPLIFY_GRAD = 1e-3  # |g| below this fraction of max|g| counts as a "tiny" gradient
 AMPLIFY_MOVE = 0.5  # ... and a move above this fraction of η counts as "amplified"
+SMALL_GRAD = 1e-2  # amplified-coordinates experiment: the "small-gradient" coordinates
 
 
 @dataclass(frozen=True)
@@ -61,12 +64,14 @@ class FirstStepConfig:
     hessian: bool = True
     tol: float = 1e-3
     others: Tuple[str, ...] = ()  # further families (landscape.optim) measured like Adam and SGD
+    losses: Tuple[str, ...] = ()  # loss conventions to probe (empty: the session's loss)
+    small_grad: float = SMALL_GRAD  # amplified-coordinates experiment: "small" is |g| < this · max|g|
 
     def to_json(self) -> dict:
         return {"lrs": list(self.lrs), "batch_size": self.batch_size, "steps": self.steps,
                 "betas": list(self.betas), "eps": self.eps, "momentum": self.momentum,
                 "seed": self.seed, "alphas": list(self.alphas), "hessian": self.hessian, "tol": self.tol,
-                "others": list(self.others)}
+                "others": list(self.others), "losses": list(self.losses), "small_grad": self.small_grad}
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,12 @@ class StepReport:
     curve: dict
     recovered: bool
     clipped_fraction: Optional[float] = None  # AdaBound/AMSBound: coordinates capped by the step-1 bound
+    saturation: Optional[dict] = None       # {after_step, end}: share of samples with max softmax p > 1 − 1e-4
+    grad_norm: Optional[dict] = None        # {before, after, end}: full evaluation-set gradient norm
+    logit_scale: Optional[dict] = None      # {before, after, end}: {max, rms} of |logit|
+    output_collapse: Optional[dict] = None  # {after_step, end}: between-sample share of the logits' variance
+    dead_units: Optional[dict] = None       # {after_step, end}: {overall, layers}, BatchNorm in eval mode
+    amplified_experiment: Optional[dict] = None  # Adam only: the first step on small / large coordinates
 
     def to_json(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -107,6 +118,9 @@ class FirstStepRun:
     adam_step1_preconditioned: Optional[dict]
     verdict: str
     others: Tuple[StepReport, ...] = ()  # the --optimizer families other than adam and sgd
+    loss: str = ""                       # the loss convention of this run
+    causes: Tuple[dict, ...] = ()        # [{name, supported, evidence, numbers}] (first_step_causes)
+    mechanism: str = ""                  # one sentence naming the supported causes
 
     def to_json(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -126,25 +140,34 @@ class AdamFirstStepResult:
     adam_step1_preconditioned_sharpness: Optional[dict]
     runs: Tuple[FirstStepRun, ...]
     provenance: dict = field(default_factory=dict)
+    by_loss: dict = field(default_factory=dict)  # per loss: gradient, λ_max, λ₁(P₁⁻¹H), start, dead units
 
     def to_json(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
     def summary(self) -> str:
-        g = self.gradient
         lines = [f"adam-first-step: {self.n_params:,} parameters, batch {self.config.batch_size}, "
-                 f"first-batch ‖g‖ = {g['norm']:.3g}, max|g| = {g['max_abs']:.3g}, "
-                 f"{g['tiny_fraction']:.1%} of |g| < 1e-3·max|g|"]
-        if self.lambda_max is not None:
-            lines.append(f"λ_max at init = {self.lambda_max['value']:.4g} (residual {self.lambda_max['residual']:.2g})")
-        pre = self.adam_step1_preconditioned_sharpness
-        if pre is not None:
-            b1 = self.config.betas[0]
-            lines.append(f"Adam's step-1 preconditioned sharpness λ₁(P₁⁻¹H) = {pre['value']:.4g} "
-                         f"(residual {pre['residual']:.2g}); threshold (2+2β₁)/((1−β₁)η) = "
-                         + ", ".join(f"{(2 + 2 * b1) / ((1 - b1) * r.lr):.4g} at lr {r.lr:g}" for r in self.runs))
+                 f"{self.config.steps} follow-up steps"]
+        b1 = self.config.betas[0]
+        for loss, d in (self.by_loss or {"": {"gradient": self.gradient, "lambda_max": self.lambda_max,
+                                                "adam_step1_preconditioned_sharpness":
+                                                    self.adam_step1_preconditioned_sharpness}}).items():
+            g = d["gradient"]
+            head = f"{loss}: " if loss else ""
+            lines.append(f"{head}first-batch ‖g‖ = {g['norm']:.3g}, max|g| = {g['max_abs']:.3g}, "
+                         f"{g['tiny_fraction']:.1%} of |g| < 1e-3·max|g|")
+            lam, pre = d.get("lambda_max"), d.get("adam_step1_preconditioned_sharpness")
+            if lam is not None:
+                lines.append(f"{head}λ_max at init = {lam['value']:.4g} (residual {lam['residual']:.2g})")
+            if pre is not None:
+                lines.append(f"{head}Adam's step-1 preconditioned sharpness λ₁(P₁⁻¹H) = {pre['value']:.4g} "
+                             f"(residual {pre['residual']:.2g}); threshold (2+2β₁)/((1−β₁)η) = "
+                             + ", ".join(f"{(2 + 2 * b1) / ((1 - b1) * lr):.4g} at lr {lr:g}" for lr in self.config.lrs))
         for r in self.runs:
-            lines.append(f"lr {r.lr:g}: {r.verdict}")
+            lines.append(f"lr {r.lr:g}, {r.loss}: {r.mechanism}")
+            lines.append(f"  details: {r.verdict}")
+            for c in r.causes:
+                lines.append(f"  {c['name']}: {'supported' if c['supported'] else 'not supported'} — {c['evidence']}")
         return "\n".join(lines)
 
 
@@ -177,6 +200,14 @@ def _has_bn_buffers(model: nn.Module) -> bool:
                for m in model.modules())
 
 
+def _with_loss(obj: Objective, model: nn.Module, loss: str) -> Objective:
+    """``obj``'s evaluation set, batches and BatchNorm mode under another loss convention."""
+    if loss == obj.loss_name:
+        return obj
+    return Objective(model, obj.x, obj.y, loss=loss, output_fn=obj.output_fn, batch_size=obj.batch_size,
+                     bn_mode=obj.bn_mode, device=obj.device, dtype=obj.dtype, shard=obj.shard)
+
+
 def _objective_for(obj: Objective, model: nn.Module) -> Objective:
     """An Objective over ``obj``'s set for a trained copy: itself when BN buffers play no part,
     else a new one that holds the copy's running statistics (``bn_mode="eval"``)."""
@@ -184,6 +215,22 @@ def _objective_for(obj: Objective, model: nn.Module) -> Objective:
         return obj
     return Objective(model, obj.x, obj.y, loss=obj.loss_fn, output_fn=obj.output_fn, batch_size=obj.batch_size,
                      bn_mode="eval", device=obj.device, dtype=obj.dtype, shard=obj.shard)
+
+
+def _eval_mode(obj: Objective, model: nn.Module) -> Tuple[Objective, torch.Tensor]:
+    """``model`` over ``obj``'s set with BatchNorm in eval mode (its running statistics), and its θ."""
+    if not _has_bn_buffers(model) or obj.bn_mode == "eval":
+        ev = _objective_for(obj, model)
+        return ev, _flat(obj, model)
+    ev = Objective(model, obj.x, obj.y, loss=obj.loss_fn, output_fn=obj.output_fn, batch_size=obj.batch_size,
+                   bn_mode="eval", device=obj.device, dtype=obj.dtype, shard=obj.shard)
+    return ev, ev.theta0
+
+
+def _dead_units(obj: Objective, model: nn.Module) -> dict:
+    """Units never active on the whole evaluation set, per ReLU site and overall (BatchNorm eval)."""
+    ev, theta = _eval_mode(obj, model)
+    return {**activation_stats(ev, theta).dead_units(), "bn_mode": "eval"}
 
 
 def _evaluate(obj: Objective, model: nn.Module) -> Evaluation:
@@ -209,17 +256,23 @@ class _Trajectory:
     losses: List[float]
     accs: List[float]
     batch_losses: List[float]
+    model1: Optional[nn.Module] = None     # the copy right after step 1
+    model_end: Optional[nn.Module] = None  # ... and after the last step
+    theta_end: Optional[torch.Tensor] = None
+    obj_end: Optional[Objective] = None
+    state1: Optional[dict] = None          # the optimizer's state_dict right after step 1
 
 
 def _run_optimizer(session: Session, name: str, lr: float, batches: List[torch.Tensor],
-                   cfg: FirstStepConfig, start: Evaluation) -> _Trajectory:
-    """Real torch.optim steps on a private copy in train mode, as ``landscape train`` takes them."""
-    obj = session.train
+                   cfg: FirstStepConfig, start: Evaluation, *, obj: Optional[Objective] = None) -> _Trajectory:
+    """Real torch.optim steps on a private copy in train mode, as ``landscape train`` takes them
+    (on ``obj``'s data and loss; default the session's training objective)."""
+    obj = obj or session.train
     model = copy.deepcopy(session.model).to(device=obj.device, dtype=obj.dtype)
     model.train()
     opt = _make_optimizer(name, [p for p in model.parameters() if p.requires_grad], lr, cfg)
     losses, accs, batch_losses = [start.loss], [start.acc], []
-    grad = theta1 = obj1 = None
+    grad = theta1 = obj1 = model1 = state1 = None
     for t, idx in enumerate(batches):
         xb, yb = obj.x[idx.to(obj.device)], obj.y[idx.to(obj.device)]
         opt.zero_grad(set_to_none=True)
@@ -228,14 +281,18 @@ def _run_optimizer(session: Session, name: str, lr: float, batches: List[torch.T
         if t == 0:
             grad = _flat(obj, model, grads=True).clone()
         opt.step()
-        batch_losses.append(float(loss.detach()))
+        batch_losses.append(loss.detach())
         if t == 0:
             theta1 = _flat(obj, model).clone()
-            obj1 = _objective_for(obj, copy.deepcopy(model))
+            model1 = copy.deepcopy(model)
+            obj1 = _objective_for(obj, model1)
+            state1 = copy.deepcopy(opt.state_dict())
         ev = _evaluate(obj, model)
         losses.append(ev.loss)
         accs.append(ev.acc)
-    return _Trajectory(grad, theta1, obj1, losses, accs, batch_losses)
+    return _Trajectory(grad, theta1, obj1, losses, accs, [float(b) for b in batch_losses], model1=model1,
+                       model_end=model, theta_end=_flat(obj, model).clone(), obj_end=_objective_for(obj, model),
+                       state1=state1)
 
 
 # ------------------------------------------------------------- measurements
@@ -269,10 +326,48 @@ def _along(obj: Objective, theta0: torch.Tensor, delta: torch.Tensor, alphas: Se
             "predicted_change": slope + 0.5 * curv, "actual_change": obj.loss(theta0 + delta) - losses[0]}
 
 
+@dataclass(frozen=True)
+class _Start:
+    """What every run of one loss shares: the start's evaluation, gradient and activation numbers."""
+
+    obj: Objective
+    eval: Evaluation
+    stats: ActivationStats
+    full_grad: torch.Tensor
+    outputs: OutputStats
+    dead: dict
+
+
+def _start(session: Session, obj: Objective) -> _Start:
+    theta0 = obj.theta0
+    return _Start(obj, obj.evaluate(theta0), activation_stats(obj, theta0), obj.grad(theta0),
+                  output_stats(obj, theta0), _dead_units(obj, session.model))
+
+
+def _scale(o: OutputStats) -> dict:
+    return {"max": o.max_abs_logit, "rms": o.rms_logit}
+
+
+def amplified_experiment(obj: Objective, theta0: torch.Tensor, grad: torch.Tensor, delta: torch.Tensor,
+                         *, threshold: float, loss_before: float) -> dict:
+    """The first step Δ re-applied to only the coordinates with |g| < threshold·max|g| ("small"),
+    and to only the others ("large"), on the objective right after the step (so BatchNorm running
+    statistics, if used, are those the step produced): the loss change of each, deterministic."""
+    small = grad.abs() < threshold * grad.abs().max()
+    d_small = torch.where(small, delta, torch.zeros_like(delta))
+    d_large = delta - d_small
+    losses = [obj.loss(theta0 + d) for d in (delta, d_small, d_large)]
+    return {"threshold": threshold, "small_fraction": float(small.double().mean()),
+            "norm_small_only": float(d_small.norm()), "norm_large_only": float(d_large.norm()),
+            "loss_before": loss_before, "loss_full": losses[0], "loss_small_only": losses[1],
+            "loss_large_only": losses[2], "rise_full": losses[0] - loss_before,
+            "rise_small_only": losses[1] - loss_before, "rise_large_only": losses[2] - loss_before}
+
+
 def _step_report(session: Session, name: str, lr: float, traj: _Trajectory, theta0: torch.Tensor,
-                 start: Evaluation, stats0: ActivationStats, full_grad: torch.Tensor,
-                 cfg: FirstStepConfig) -> StepReport:
-    obj = session.train
+                 st: _Start, cfg: FirstStepConfig) -> StepReport:
+    obj = st.obj
+    start, full_grad = st.eval, st.full_grad
     delta = traj.theta1 - theta0
     g = traj.grad
     clipped = None
@@ -293,6 +388,14 @@ def _step_report(session: Session, name: str, lr: float, traj: _Trajectory, thet
         expected, clipped, bound = fs.delta, fs.clipped, None
         first_order = -float(g @ expected)
     stats1 = activation_stats(traj.obj1, traj.theta1)
+    out1 = output_stats(traj.obj1, traj.theta1)
+    out_end = output_stats(traj.obj_end, traj.theta_end)
+    grads = torch.stack([full_grad.norm(), traj.obj1.grad(traj.theta1).norm(),
+                         traj.obj_end.grad(traj.theta_end).norm()]).tolist()
+    along = _along(obj, theta0, delta, cfg.alphas, full_grad)
+    along["eta_lambda_along_step"] = lr * along["directional_curvature"]
+    amp = (amplified_experiment(traj.obj1, theta0, g, delta, threshold=cfg.small_grad, loss_before=start.loss)
+           if name == "adam" else None)
     return StepReport(
         optimizer=name, lr=lr, update_norm=float(delta.norm()), bound=bound,
         closed_form_error=float((delta - expected).abs().max()) / lr,
@@ -300,13 +403,19 @@ def _step_report(session: Session, name: str, lr: float, traj: _Trajectory, thet
         per_layer=per_layer_updates(obj, theta0, delta),
         amplified_fraction=amplified_fraction(g, delta, lr),
         dead_relu_fraction=stats1.dead_relu_fraction,
-        bn_shift=tuple(bn_shift(stats0, stats1)),
+        bn_shift=tuple(bn_shift(st.stats, stats1)),
         first_order_decrease=first_order,
-        slice=_along(obj, theta0, delta, cfg.alphas, full_grad),
+        slice=along,
         curve={"step": list(range(len(traj.losses))), "loss": traj.losses, "acc": traj.accs,
                "batch_loss": [float("nan")] + traj.batch_losses},
         recovered=_recovered(traj, start, obj),
         clipped_fraction=clipped,
+        saturation={"after_step": out1.saturation, "end": out_end.saturation},
+        grad_norm={"before": grads[0], "after": grads[1], "end": grads[2]},
+        logit_scale={"before": _scale(st.outputs), "after": _scale(out1), "end": _scale(out_end)},
+        output_collapse={"after_step": out1.between_sample_share, "end": out_end.between_sample_share},
+        dead_units={"after_step": _dead_units(obj, traj.model1), "end": _dead_units(obj, traj.model_end)},
+        amplified_experiment=amp,
     )
 
 
@@ -348,65 +457,105 @@ def _other_verdict(o: StepReport, sgd: StepReport, steps: int) -> str:
 
 
 # ------------------------------------------------------------------- probe
+def _step1_preconditioner(obj: Objective, state1: dict) -> torch.Tensor:
+    """Adam's P right after step 1, from the optimizer's real state through the one definition
+    (:func:`landscape.optim.families.preconditioner_diag`): (1 − β₁)(|g| + ε)."""
+    from ..checkpoint import map_optimizer_state
+    from ..optim.families import preconditioner_diag
+
+    return preconditioner_diag(map_optimizer_state(state1, obj.space, "adam"), obj.space)
+
+
+def _majority(obj: Objective) -> float:
+    return float(torch.bincount(obj.y).max()) / obj.n
+
+
+def _gradient_summary(g: torch.Tensor, full_grad: torch.Tensor, eps: float) -> dict:
+    gmax = float(g.abs().max())
+    return {"norm": float(g.norm()), "max_abs": gmax, "l1": float(g.abs().sum()),
+            "tiny_fraction": float((g.abs() < AMPLIFY_GRAD * gmax).double().mean()),
+            "below_eps_fraction": float((g.abs() < eps).double().mean()),
+            "full_set_norm": float(full_grad.norm())}
+
+
 def adam_first_step(session: Session, cfg: FirstStepConfig) -> AdamFirstStepResult:
-    """Run the probe (see the module docstring) from ``session``'s weights and training set."""
+    """Run the probe (see the module docstring) from ``session``'s weights and training set,
+    under each loss of ``cfg.losses`` (default: the session's) and each learning rate."""
     if session.train is None:
         raise LandscapeError("adam-first-step needs training data (--data)")
     if not cfg.lrs:
         raise LandscapeError("give at least one --lr")
     if cfg.batch_size < 1 or cfg.steps < 1:
         raise LandscapeError("--batch-size and --steps must be positive")
-    obj = session.train
-    theta0 = obj.theta0
-    batches = first_batches(obj.n, batch_size=cfg.batch_size, steps=cfg.steps, seed=cfg.seed)
-    bar = progress(3 + 2 * len(cfg.lrs), desc="adam-first-step")  # (--optimizer families: inside each lr)
-    start = obj.evaluate(theta0)
-    stats0 = activation_stats(obj, theta0)
-    full_grad = obj.grad(theta0)
-    bar.update(1)
-    lam: Optional[TopEigen] = top_eigen(obj, theta0, tol=cfg.tol, seed=cfg.seed) if cfg.hessian else None
-    bar.update(1)
-    runs, pre = [], None
-    first_grad = None
-    for lr in cfg.lrs:
-        if not lr > 0:
-            raise LandscapeError(f"--lr must be positive (got {lr})")
-        ta = _run_optimizer(session, "adam", lr, batches, cfg, start)
+    bad = [lr for lr in cfg.lrs if not lr > 0]
+    if bad:
+        raise LandscapeError(f"--lr must be positive (got {bad[0]})")
+    if not 0 < cfg.small_grad < 1:
+        raise LandscapeError(f"the small-gradient threshold must be in (0, 1) (got {cfg.small_grad})")
+    for name in cfg.losses:
+        if name != session.train.loss_name:
+            get_loss(name)  # a loss convention by name (the session's own loss may be any criterion)
+    losses = tuple(dict.fromkeys(cfg.losses)) or (session.train.loss_name,)
+    base = session.train
+    theta0 = base.theta0
+    batches = first_batches(base.n, batch_size=cfg.batch_size, steps=cfg.steps, seed=cfg.seed)
+    bar = progress(len(losses) * (2 + 2 * len(cfg.lrs)), desc="adam-first-step")
+    runs: List[FirstStepRun] = []
+    by_loss, starts = {}, []
+    for loss in losses:
+        st = _start(session, _with_loss(base, session.model, loss))
+        starts.append(st)
+        obj = st.obj
         bar.update(1)
-        ts = _run_optimizer(session, "sgd", lr, batches, cfg, start)
+        lam: Optional[TopEigen] = top_eigen(obj, theta0, tol=cfg.tol, seed=cfg.seed) if cfg.hessian else None
         bar.update(1)
-        first_grad = ta.grad
-        adam = _step_report(session, "adam", lr, ta, theta0, start, stats0, full_grad, cfg)
-        sgd = _step_report(session, "sgd", lr, ts, theta0, start, stats0, full_grad, cfg)
-        if cfg.hessian and pre is None:
-            p1 = (1 - cfg.betas[0]) * (first_grad.abs() + cfg.eps)
-            pre = top_eigen(obj, theta0, p_diag=p1, tol=cfg.tol, seed=cfg.seed)
-        eta_lam = lr * lam.value if lam is not None else None
-        sgd_stab = (stability(synthetic_state("sgd", lr=lr, momentum=cfg.momentum), lambda_max=lam.value).to_json()
-                    if lam is not None else None)
-        adam_pre = None
-        if pre is not None:
-            st = stability(synthetic_state("adam", lr=lr, betas=cfg.betas, eps=cfg.eps), lambda_max=lam.value,
-                           preconditioned_lambda_max=pre.value)
-            adam_pre = {"sharpness": pre.value, "threshold": st.threshold, "ratio": st.ratio, "rule": st.rule}
-        ratio = adam.update_norm / sgd.update_norm if sgd.update_norm > 0 else math.inf
-        others = tuple(_step_report(session, n, lr, _run_optimizer(session, n, lr, batches, cfg, start), theta0,
-                                    start, stats0, full_grad, cfg) for n in cfg.others)
-        verdict = _verdict(adam, sgd, ratio, eta_lam, sgd_stab, cfg.steps) + "".join(
-            _other_verdict(o, sgd, cfg.steps) for o in others)
-        runs.append(FirstStepRun(lr, adam, sgd, ratio, eta_lam, sgd_stab, adam_pre, verdict, others))
-    bar.update(1)
+        pre: Optional[TopEigen] = None
+        first_grad = None
+        majority = _majority(obj)
+        for lr in cfg.lrs:
+            ta = _run_optimizer(session, "adam", lr, batches, cfg, st.eval, obj=obj)
+            bar.update(1)
+            ts = _run_optimizer(session, "sgd", lr, batches, cfg, st.eval, obj=obj)
+            bar.update(1)
+            first_grad = ta.grad
+            adam = _step_report(session, "adam", lr, ta, theta0, st, cfg)
+            sgd = _step_report(session, "sgd", lr, ts, theta0, st, cfg)
+            if cfg.hessian and pre is None:  # P after step 1 does not depend on η
+                pre = top_eigen(obj, theta0, p_diag=_step1_preconditioner(obj, ta.state1), tol=cfg.tol,
+                                seed=cfg.seed)
+            eta_lam = lr * lam.value if lam is not None else None
+            sgd_stab = (stability(synthetic_state("sgd", lr=lr, momentum=cfg.momentum), lambda_max=lam.value).to_json()
+                        if lam is not None else None)
+            adam_pre = None
+            if pre is not None:
+                stb = stability(synthetic_state("adam", lr=lr, betas=cfg.betas, eps=cfg.eps), lambda_max=lam.value,
+                                preconditioned_lambda_max=pre.value)
+                adam_pre = {"sharpness": pre.value, "threshold": stb.threshold, "ratio": stb.ratio, "rule": stb.rule}
+            ratio = adam.update_norm / sgd.update_norm if sgd.update_norm > 0 else math.inf
+            others = tuple(_step_report(session, n, lr, _run_optimizer(session, n, lr, batches, cfg, st.eval, obj=obj),
+                                        theta0, st, cfg) for n in cfg.others)
+            causes = tuple(adam_causes(adam, sgd, steps=cfg.steps, majority=majority,
+                                       collapse_before=st.outputs.between_sample_share, dead_init=st.dead))
+            sentence = mechanism(causes, adam, lr=lr, loss=loss, steps=cfg.steps)
+            verdict = _verdict(adam, sgd, ratio, eta_lam, sgd_stab, cfg.steps) + "".join(
+                _other_verdict(o, sgd, cfg.steps) for o in others)
+            runs.append(FirstStepRun(lr, adam, sgd, ratio, eta_lam, sgd_stab, adam_pre, verdict, others,
+                                     loss=loss, causes=causes, mechanism=sentence))
+        by_loss[loss] = {
+            "gradient": _gradient_summary(first_grad, st.full_grad, cfg.eps),
+            "loss_before": st.eval.loss, "acc_before": st.eval.acc, "majority": majority,
+            "lambda_max": lam.to_json() if lam is not None else None,
+            "adam_step1_preconditioned_sharpness": pre.to_json() if pre is not None else None,
+            "saturation": st.outputs.saturation, "logit_scale": _scale(st.outputs),
+            "output_collapse": st.outputs.between_sample_share, "dead_units": st.dead,
+        }
     bar.close()
-    g = first_grad
-    gmax = float(g.abs().max())
-    gradient = {"norm": float(g.norm()), "max_abs": gmax, "l1": float(g.abs().sum()),
-                "tiny_fraction": float((g.abs() < AMPLIFY_GRAD * gmax).double().mean()),
-                "below_eps_fraction": float((g.abs() < cfg.eps).double().mean()),
-                "full_set_norm": float(full_grad.norm())}
+    first = by_loss[losses[0]]
+    stats0 = starts[0].stats
     return AdamFirstStepResult(
-        n_params=obj.dim, config=cfg, gradient=gradient,
+        n_params=base.dim, config=cfg, gradient=first["gradient"],
         dead_relu_fraction_init=stats0.dead_relu_fraction, relu_sites=len(stats0.relu_sites),
-        bn_sites=len(stats0.bn_sites), lambda_max=lam.to_json() if lam is not None else None,
-        adam_step1_preconditioned_sharpness=pre.to_json() if pre is not None else None,
-        runs=tuple(runs), provenance={**session.provenance(), "bn_mode": obj.bn_mode},
+        bn_sites=len(stats0.bn_sites), lambda_max=first["lambda_max"],
+        adam_step1_preconditioned_sharpness=first["adam_step1_preconditioned_sharpness"],
+        runs=tuple(runs), provenance={**session.provenance(), "bn_mode": base.bn_mode}, by_loss=by_loss,
     )

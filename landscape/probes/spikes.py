@@ -493,8 +493,12 @@ def _lr_for(epoch: int, session: Session, log: Sequence[dict], override: Optiona
 
 
 def probe_checkpoint(path: Path, epoch: int, role: str, event_epoch: float, *, prev: Optional[Path],
-                     log: Sequence[dict], cfg: SpikeProbeConfig, session_kwargs: dict) -> CheckpointProbe:
-    """Every measurement of :class:`CheckpointProbe` at one checkpoint."""
+                     log: Sequence[dict], cfg: SpikeProbeConfig, session_kwargs: dict,
+                     warm: Optional[Dict[str, torch.Tensor]] = None) -> CheckpointProbe:
+    """Every measurement of :class:`CheckpointProbe` at one checkpoint.
+
+    ``warm``: eigenvectors of the previously probed checkpoint (Lanczos starts from them, which
+    saves products between neighbouring checkpoints); updated in place with this one's."""
     s = open_session(str(path), **session_kwargs)
     if s.train is None or s.test is None:
         raise LandscapeError("the spike probe needs train and test data (--data)")
@@ -505,13 +509,19 @@ def probe_checkpoint(path: Path, epoch: int, role: str, event_epoch: float, *, p
     g = obj.grad(theta)
     gg = float(g @ g)
     dirc = float(g @ obj.hvp(g, theta)) / gg if gg > 0 else float("nan")
-    top = _top_eigen(obj, k=1, tol=cfg.tol, seed=cfg.seed, theta=theta) if cfg.hessian else None
+    warm = warm if warm is not None else {}
+    top = (_top_eigen(obj, k=1, tol=cfg.tol, seed=cfg.seed, theta=theta, v0=warm.get("top"), converge="vectors")
+           if cfg.hessian else None)   # the vector is used (alignment): converge on its residual
+    if top is not None:
+        warm["top"] = top.eigenvectors[:1].detach()
     lam = TopEigen.of(top) if top is not None else None
     thr = ratio = pre_val = pre_thr = pre_ratio = st_json = None
     if lam is not None and lr is not None:
         ck = s.checkpoint
         verdict = curvature_verdict(obj, s.optimizer, lr=lr, tol=cfg.tol, seed=cfg.seed, theta=theta, top=top,
-                                    train_batch_size=train_batch_size(ck.meta if ck else None))
+                                    train_batch_size=train_batch_size(ck.meta if ck else None),
+                                    warm=warm.get("verdict"))
+        warm["verdict"] = dict(verdict.warm)
         st, pre_val = verdict.stability, verdict.preconditioned_lambda_max
         st_json = verdict.to_json()
         if st.on == "H":
@@ -609,13 +619,14 @@ def probe_spikes(run_dir: str | Path, *, log_path: Optional[str | Path] = None,
     bar = progress(len(plan), desc="spikes")
     probes: List[CheckpointProbe] = []
     cache: Dict[int, CheckpointProbe] = {}
+    warm: Dict[str, Any] = {}          # eigenvectors of the last probed checkpoint (warm starts)
     by_event: Dict[float, Dict[str, CheckpointProbe]] = {}
     for ev, role, epoch in plan:
         prev = max((e for e in ckpts if e < epoch), default=None)
         if epoch not in cache:
             cache[epoch] = probe_checkpoint(ckpts[epoch], epoch, role, ev["epoch"],
                                             prev=ckpts[prev] if prev is not None else None,
-                                            log=log, cfg=cfg, session_kwargs=kwargs)
+                                            log=log, cfg=cfg, session_kwargs=kwargs, warm=warm)
         p = cache[epoch]
         if p.role != role or p.event_epoch != ev["epoch"]:
             p = CheckpointProbe(**{**p.__dict__, "role": role, "event_epoch": ev["epoch"]})

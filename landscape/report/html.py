@@ -6,7 +6,8 @@ no string inside can close the tag), drawn by one small script at the end of the
 templates are stored once and shared. There are no external scripts, fonts, styles or links;
 every user string (file names, labels, verdicts) is HTML-escaped. A figure that fails to draw
 shows its error in place (and on the console) instead of blanking the page; when all figures are
-drawn the body gets ``data-rendered="N"`` (what the browser test checks).
+drawn the body gets ``data-rendered="N"`` (what the browser test checks). Under each figure two
+buttons save it as a static SVG or PNG, made in the browser by plotly's ``toImage`` (no server).
 """
 
 from __future__ import annotations
@@ -47,6 +48,11 @@ th { background: #f2f4f7; }
 .verdict { background: #fff8e1; border-left: 4px solid #f0a000; padding: 6px 12px; }
 .warning { background: #fdecea; border-left: 4px solid #d62728; padding: 6px 12px; }
 .fig-error { color: #b00020; font-family: monospace; padding: 10px; }
+.dl-row { margin: 2px 0 0 0; }
+button.dl { font-size: 0.8em; padding: 2px 8px; margin-right: 6px; border: 1px solid #bbb; border-radius: 4px;
+            background: #f5f6f8; color: #234; cursor: pointer; }
+button.dl:hover { background: #e8ecf2; }
+button.dl[data-state="failed"] { border-color: #d62728; }
 """
 
 _RENDER_JS = """
@@ -69,6 +75,26 @@ _RENDER_JS = """
       jobs.push(Promise.resolve(Plotly.newPlot(div, fig.data, fig.layout, fig.config))
         .catch(function (e) { fail(div, e); }));
     } catch (e) { fail(div, e); }
+  });
+  // "download" buttons: the figure as a static SVG or PNG, made in the browser by plotly
+  window.landscapeImage = function (div, format) {
+    return Plotly.toImage(div, {format: format, width: div.offsetWidth || 900, height: div.offsetHeight || 450});
+  };
+  document.addEventListener('click', function (ev) {
+    var b = ev.target && ev.target.closest ? ev.target.closest('button.dl') : null;
+    if (!b) { return; }
+    var div = document.getElementById(b.getAttribute('data-target'));
+    var format = b.getAttribute('data-format');
+    b.setAttribute('data-state', 'working');
+    window.landscapeImage(div, format).then(function (url) {
+      var a = document.createElement('a');
+      a.href = url; a.download = b.getAttribute('data-name') + '.' + format;
+      document.body.appendChild(a); a.click(); a.remove();
+      b.setAttribute('data-state', 'done');
+    }).catch(function (e) {
+      b.setAttribute('data-state', 'failed');
+      console.error('download failed: ' + (e && e.message ? e.message : e));
+    });
   });
   Promise.all(jobs).then(function () {
     document.body.setAttribute('data-rendered', String(specs.length - failed));
@@ -151,6 +177,13 @@ def _table_html(t: TableBlock) -> str:
     return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _download_buttons(fid: str, name: str) -> str:
+    """Buttons that save the drawn figure as a static SVG or PNG (client-side, plotly's toImage)."""
+    return '<div class="dl-row">' + "".join(
+        f'<button type="button" class="dl" data-target="{fid}" data-format="{f}" data-name="{_esc(name)}">'
+        f"download {f.upper()}</button>" for f in ("svg", "png")) + "</div>"
+
+
 def _text_html(t: TextBlock) -> str:
     if not t.lines:
         return ""
@@ -188,7 +221,8 @@ def render_page(sections: Sequence[Section], *, title: str, plotly_js: Optional[
                 cap = f"<figcaption>{_esc(block.caption)}</figcaption>" if block.caption else ""
                 parts.append(f'<figure><div class="plot" id="{fid}"></div>'
                              f'<script type="application/json" class="landscape-figure" data-target="{fid}">'
-                             f"{payload}</script>{cap}{prov}</figure>")
+                             f"{payload}</script>{_download_buttons(fid, f'{n_fig:02d}-{block.name}')}"
+                             f"{cap}{prov}</figure>")
             elif isinstance(block, TableBlock):
                 parts.append(_table_html(block))
             elif isinstance(block, TextBlock):

@@ -2,7 +2,8 @@
 
 ``landscape probe adam-first-step`` JSON: ``n_params``, ``runs``: [{``lr``, ``adam``:
 {``update_norm``, ``bound``, ``loss_before``, ``loss_after``, ``per_layer``, ``amplified_fraction``,
-``dead_relu_fraction``, ``curve``}, ``sgd``: {...}, ``verdict``}]. Adam's first update is
+``dead_relu_fraction``, ``curve``, ``saturation``, ``grad_norm``, ...}, ``sgd``: {...}, ``loss``, ``verdict``,
+``mechanism``, ``causes``: [{``name``, ``supported``, ``evidence``}]}]. Adam's first update is
 η·g/(|g| + ε) ≈ η·sign(g) (Kingma & Ba 2015, bias-corrected), so its norm approaches η√d.
 
 ``landscape probe spikes`` JSON: ``spikes``: [{``epoch``, ``test_loss``, ``baseline``, ``score``}],
@@ -123,7 +124,8 @@ def first_step_figure(run: Mapping[str, Any], *, title: str, n_params: Optional[
     cap = "log scales"
     if lr is not None and n_params:
         cap += f"; Adam's first step is bounded by η√d = {fmt(lr * np.sqrt(n_params))} (d = {n_params})"
-    return FigureBlock(fig, f"first-step-lr-{fmt(lr)}", cap)
+    loss = run.get("loss")
+    return FigureBlock(fig, f"first-step-lr-{fmt(lr)}" + (f"-{loss}" if loss else ""), cap)
 
 
 def _step_slice(run: Mapping[str, Any]) -> Optional[Tuple[np.ndarray, dict]]:
@@ -149,42 +151,70 @@ def first_step_table(runs: Sequence[Mapping[str, Any]]) -> TableBlock:
     keys = (("update_norm", "update norm"), ("bound", "η√d bound"), ("loss_before", "loss before"),
             ("loss_after", "loss after"), ("acc_after", "acc after"), ("amplified_fraction", "amplified fraction"),
             ("dead_relu_fraction", "dead-ReLU fraction"), ("recovered", "recovers"))
+    ends = (("saturation", "end", "saturated at end"), ("grad_norm", "end", "‖∇L‖ at end"),
+            ("output_collapse", "end", "between-sample share at end"))
     rows = []
     for run in runs:
-        lr = fmt(run.get("lr"))
         for opt in ("adam", "sgd"):
             r = run.get(opt) if isinstance(run.get(opt), Mapping) else {}
-            rows.append((lr, "Adam" if opt == "adam" else "SGD", *[fmt(r.get(k)) for k, _ in keys]))
-    return TableBlock(("lr", "optimizer", *[lab for _, lab in keys]), tuple(rows), "first update from the same "
-                      "initialisation and mini-batch")
+            rows.append((_run_label(run), "Adam" if opt == "adam" else "SGD", *[fmt(r.get(k)) for k, _ in keys],
+                         *[fmt(r[k].get(w)) if isinstance(r.get(k), Mapping) else "" for k, w, _ in ends]))
+    return TableBlock(("run", "optimizer", *[lab for _, lab in keys], *[lab for _, _, lab in ends]), tuple(rows),
+                      "first update from the same initialisation and mini-batch; 'end': after the follow-up steps")
 
 
 def lr_overview_figure(runs: Sequence[Mapping[str, Any]], *, title: str) -> Optional[FigureBlock]:
     """Loss after the first step against the learning rate, Adam vs SGD (needs ≥ 2 learning rates)."""
-    lrs = [fnum(r.get("lr")) for r in runs]
-    if len(runs) < 2 or any(v is None for v in lrs):
+    if any(fnum(r.get("lr")) is None for r in runs):
+        return None
+    groups: dict = {}
+    for r in runs:
+        groups.setdefault(str(r.get("loss") or ""), []).append(r)
+    if max(len(g) for g in groups.values()) < 2:
         return None
     fig = go.Figure()
-    for opt in ("adam", "sgd"):
-        ys = [fnum((r.get(opt) or {}).get("loss_after")) for r in runs]
-        fig.add_trace(go.Scatter(x=lrs, y=plain(_nan(ys)), mode="lines+markers",
-                                 name=f"{'Adam' if opt == 'adam' else 'SGD'}: loss after step 1",
-                                 line={"color": COLORS[opt]}))
-    before = [fnum((r.get("adam") or {}).get("loss_before")) for r in runs]
-    if any(v is not None for v in before):
-        fig.add_trace(go.Scatter(x=lrs, y=plain(_nan(before)), mode="lines", name="loss before",
-                                 line={"color": COLORS["threshold"], "dash": "dash"}))
+    for i, (loss, group) in enumerate(groups.items()):
+        lrs = [fnum(r.get("lr")) for r in group]
+        tag = f" ({loss})" if loss else ""
+        for opt in ("adam", "sgd"):
+            ys = [fnum((r.get(opt) or {}).get("loss_after")) for r in group]
+            fig.add_trace(go.Scatter(x=lrs, y=plain(_nan(ys)), mode="lines+markers",
+                                     name=f"{'Adam' if opt == 'adam' else 'SGD'}: loss after step 1{tag}",
+                                     line={"color": COLORS[opt], "dash": ("solid", "dot", "dashdot", "longdash")[i % 4]}))
+        before = [fnum((r.get("adam") or {}).get("loss_before")) for r in group]
+        if any(v is not None for v in before):
+            fig.add_trace(go.Scatter(x=lrs, y=plain(_nan(before)), mode="lines", name=f"loss before{tag}",
+                                     line={"color": COLORS["threshold"], "dash": "dash"}))
     fig.update_xaxes(type="log", title_text="learning rate η")
     fig.update_yaxes(type="log", title_text="loss on the evaluation set")
     base_layout(fig, title=title, height=380)
     return FigureBlock(fig, "first-step-by-lr", "the loss right after the first update, by learning rate")
 
 
+def _run_label(r: Mapping[str, Any]) -> str:
+    return f"lr {fmt(r.get('lr'))}" + (f", {r['loss']}" if r.get("loss") else "")
+
+
+def causes_table(runs: Sequence[Mapping[str, Any]]) -> Optional[TableBlock]:
+    """One row per (run, cause): supported or not, and the measured evidence (absent in older files)."""
+    rows = []
+    for r in runs:
+        for c in r.get("causes") or []:
+            if isinstance(c, Mapping):
+                rows.append((_run_label(r), str(c.get("name", "")), "supported" if c.get("supported") else "not supported",
+                             str(c.get("evidence", ""))))
+    if not rows:
+        return None
+    return TableBlock(("run", "cause", "verdict", "evidence"), tuple(rows),
+                      "why Adam fails (or not): each candidate cause, measured, with its rule's verdict")
+
+
 def first_step_section(d: Mapping[str, Any], *, source: str, label: str) -> Section:
     t = f"Probe: Adam's first step vs SGD — {label}"
     runs = [r for r in d["runs"] if isinstance(r, Mapping)]
     n_params = d.get("n_params")
-    verdicts = tuple(f"lr {fmt(r.get('lr'))}: {r.get('verdict')}" for r in runs if r.get("verdict"))
+    verdicts = tuple(f"{_run_label(r)}: {r.get('mechanism') or r.get('verdict')}" for r in runs
+                     if r.get("mechanism") or r.get("verdict"))
     notes = []
     if fnum(d.get("lambda_max")) is not None:
         notes.append(f"λ_max at the start {fmt(d['lambda_max'])}; η·λ_max by lr: "
@@ -195,9 +225,9 @@ def first_step_section(d: Mapping[str, Any], *, source: str, label: str) -> Sect
     return Section(
         title=t, kind="probe-first-step", source=source, provenance=provenance_from(d, source=source),
         blocks=blocks(TextBlock(verdicts, "verdict") if verdicts else None,
-                      TextBlock(tuple(notes)) if notes else None, first_step_table(runs),
+                      TextBlock(tuple(notes)) if notes else None, causes_table(runs), first_step_table(runs),
                       lr_overview_figure(runs, title=f"{t}: loss after one step by learning rate"),
-                      [first_step_figure(r, title=f"{t}: lr {fmt(r.get('lr'))}", n_params=n_params)
+                      [first_step_figure(r, title=f"{t}: {_run_label(r)}", n_params=n_params)
                        for r in runs]))
 
 
