@@ -54,8 +54,8 @@ def point_analysis_options(fn: Callable) -> Callable:
     from ..slices.evaluate import DEFAULT_EVAL_BATCH
 
     return data_options(eval_options(fn, batch_size_help=(
-        f"Evaluation batch size. Default: min(n, {DEFAULT_EVAL_BATCH}) for the points; 1024 for the Hessian "
-        "(--direction eigen) and for the fixed batch split of --bn-mode train.")))
+        f"Evaluation batch size. Default: min(n, {DEFAULT_EVAL_BATCH}) for the points; 1024 for the fixed "
+        "batch split of --bn-mode train and for the Hessian of slice --direction eigen.")))
 
 
 SESSION_KEYS = ("model", "data", "loss", "width", "num_classes", "trust", "subset", "seed",
