@@ -340,7 +340,8 @@ def trajectory_files(items: Sequence[str]) -> List[str]:
 # ------------------------------------------------------------------ files
 def read_direction_file(path: str, space: ParamSpace, *, k: int, device: torch.device,
                         dtype: torch.dtype, buffer_shapes: Optional[Mapping[str, Tuple[int, ...]]] = None,
-                        state_layout: Optional[Sequence[Tuple[str, Tuple[int, ...]]]] = None) -> DirectionSet:
+                        state_layout: Optional[Sequence[Tuple[str, Tuple[int, ...]]]] = None,
+                        trust: bool = False) -> DirectionSet:
     """Directions from a file; missing parameter names are zero, unknown names are an error.
 
     HDF5: groups ``directions/0``, ``directions/1`` of datasets named by parameter (this package's
@@ -356,7 +357,7 @@ def read_direction_file(path: str, space: ParamSpace, *, k: int, device: torch.d
     if p.suffix in (".h5", ".hdf5"):
         rows = _read_h5_rows(p, space, state_layout=state_layout, info=info)
     else:
-        rows = _read_pt_rows(p, space)
+        rows = _read_pt_rows(p, space, trust=trust)
     dset = directions_from_rows(rows, space, k=k, device=device, dtype=dtype, buffer_shapes=buffer_shapes,
                                 where=f"--direction-file {path}")
     return DirectionSet(dset.vectors, "file", "none", True, dset.buffer_vectors, info)
@@ -422,10 +423,14 @@ def _read_h5_rows(p: Path, space: ParamSpace, *, state_layout: Optional[Sequence
     return rows
 
 
-def _read_pt_rows(p: Path, space: ParamSpace) -> List[Dict[str, torch.Tensor]]:
+def _read_pt_rows(p: Path, space: ParamSpace, *, trust: bool = False) -> List[Dict[str, torch.Tensor]]:
+    """Rows of a ``.pt`` direction file, loaded with ``weights_only=True`` unless ``trust``."""
     try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
+        obj = torch.load(p, map_location="cpu", weights_only=not trust)
     except Exception as exc:
+        if not trust and "weights only" in str(exc).lower().replace("_", " "):
+            raise LandscapeError(f"cannot read --direction-file {p}: it holds Python objects that safe loading "
+                                 "(weights_only) refuses; pass --trust-checkpoint only if you trust the file") from None
         raise LandscapeError(f"cannot read {p}: {str(exc).splitlines()[0][:200]}") from None
     if isinstance(obj, torch.Tensor):
         mat = obj.reshape(1, -1) if obj.dim() == 1 else obj
@@ -551,6 +556,7 @@ class FileSource(DirectionSource):
     k: int = 2
     norm: str = "none"
     include_bn: bool = False
+    trust: bool = False
     kind = "file"
 
     def files_sha256(self) -> List[str]:
@@ -561,7 +567,8 @@ class FileSource(DirectionSource):
         shapes = {n: tuple(b.shape) for n, b in _float_buffers(obj.model).items()}
         d = read_direction_file(self.path, session.space, k=self.k, device=obj.theta0.device,
                                 dtype=obj.theta0.dtype, buffer_shapes=shapes,
-                                state_layout=[(n, tuple(t.shape)) for n, t in obj.model.state_dict().items()])
+                                state_layout=[(n, tuple(t.shape)) for n, t in obj.model.state_dict().items()],
+                                trust=self.trust)
         return Directions(renormalise(d, obj.theta0, session.space, self.norm, self.include_bn))
 
 

@@ -217,17 +217,18 @@ class Monitor:
         >>> x, y = torch.randn(64, 4), torch.randint(0, 3, (64,))
         >>> opt = torch.optim.SGD(model.parameters(), lr=0.1)
         >>> out = tempfile.mkdtemp()
-        >>> with Monitor(model, opt, train=(x, y), loss=nn.CrossEntropyLoss(), out=out, every=5) as mon:
+        >>> with Monitor(model, opt, train=(x, y), loss=nn.CrossEntropyLoss(), out=out, every=5,
+        ...              batch_size=16) as mon:
         ...     for epoch in range(2):
         ...         for a in range(0, 64, 16):
         ...             opt.zero_grad()
         ...             loss = nn.functional.cross_entropy(model(x[a:a + 16]), y[a:a + 16])
         ...             loss.backward()
         ...             opt.step()
-        ...             mon.step(loss=loss.item())
-        ...         mon.epoch(epoch, test_loss=1.0)
-        >>> [int(r["step"]) for r in mon.sharpness_rows]
-        [1, 5]
+        ...             _ = mon.step(loss=loss.item())    # returns the sharpness.csv row when measured
+        ...         _ = mon.epoch(epoch, test_loss=1.0)   # returns the log.csv row
+        >>> [(r["step"], r["threshold"], r["on"]) for r in mon.sharpness_rows]
+        [(1, 20.0, 'batch sharpness'), (5, 20.0, 'batch sharpness')]
         >>> sorted(p.name for p in __import__("pathlib").Path(out).iterdir())
         ['log.csv', 'sharpness.csv']
     """
@@ -263,10 +264,7 @@ class Monitor:
         self.spike_cfg = _detector(spike_threshold)
         self.meta = self._meta(model, loss, model_spec, data, meta or {})
         self.history: List[Dict[str, float]] = []
-        self.spikes: List[dict] = []
-        self.saved: List[int] = []
-        self._window: List[Tuple[int, dict]] = []
-        self._pending = 0
+        self.keeper = SpikeKeeper(self.out, keep=keep, after=after, cfg=self.spike_cfg)
         self._loss_sum, self._loss_n = 0.0, 0
         self._closed = False
         if is_main():
@@ -406,6 +404,16 @@ class Monitor:
         self.close()
 
     @property
+    def spikes(self) -> List[dict]:
+        """The test-loss spikes seen so far (also in ``spikes.json``)."""
+        return self.keeper.spikes
+
+    @property
+    def saved(self) -> List[int]:
+        """Epochs whose checkpoints were written because of a spike."""
+        return self.keeper.saved
+
+    @property
     def sharpness_rows(self) -> List[Dict[str, Any]]:
         """The rows written to ``sharpness.csv`` so far."""
         return list(self.tracker.rows) if self.tracker is not None else []
@@ -417,28 +425,54 @@ class Monitor:
 
     def _spikes(self, epoch: int) -> None:
         """Keep this epoch in memory; on a spike write the kept ones, this one and the next ``after``."""
+        self.keeper.observe(epoch, cpu_clone(self.payload()), [float(r["test_loss"]) for r in self.history])
+
+
+class SpikeKeeper:
+    """Checkpoints around test-loss spikes, the one implementation (Monitor, ``landscape train
+    --save-around-spikes``, :class:`landscape.probes.spikes.SpikeSaver`).
+
+    :meth:`observe` is called once per epoch with that epoch's checkpoint (already copied) and
+    the test losses so far. The last ``keep`` epochs are held in memory; when the newest test loss
+    is a spike by :func:`landscape.probes.spikes.is_spike`, they are written with the current one
+    as ``epoch_XXX.pt`` (files already there are kept), then the next ``after`` epochs too, and the
+    spike is appended to ``spikes.json``. Memory: ``keep + 1`` checkpoints.
+    """
+
+    def __init__(self, out_dir: Union[str, Path], *, keep: int = 2, after: int = 1, cfg: Any = None) -> None:
+        self.out = Path(out_dir)
+        self.keep, self.after = int(keep), int(after)
+        self.cfg = cfg if cfg is not None else _detector(5.0)
+        self.window: List[Tuple[int, dict]] = []
+        self.pending = 0
+        self.spikes: List[dict] = []
+        self.saved: List[int] = []
+
+    def observe(self, epoch: int, payload: dict, test_losses: List[float]) -> Optional[dict]:
+        """Handle one finished epoch; returns the spike record when this epoch is one."""
         from .probes.spikes import is_spike
 
-        kept = cpu_clone(self.payload())
-        self._window.append((epoch, kept))
-        if self._pending > 0:
-            self._write(epoch, kept)
-            self._pending -= 1
-        values = [float(r["test_loss"]) for r in self.history]
-        hit = is_spike(values, len(values) - 1, cfg=self.spike_cfg)
+        self.window.append((epoch, payload))
+        if self.pending > 0:
+            self._write(epoch, payload)
+            self.pending -= 1
+        hit = is_spike(test_losses, len(test_losses) - 1, cfg=self.cfg) if test_losses else None
+        spike = None
         if hit is not None:
             base, _, score = hit
-            self.spikes.append({"epoch": epoch, "test_loss": values[-1], "baseline": base, "score": score})
-            for e, p in self._window:
+            spike = {"epoch": epoch, "test_loss": test_losses[-1], "baseline": base, "score": score}
+            self.spikes.append(spike)
+            for e, p in self.window:
                 self._write(e, p)
-            self._pending = self.after
+            self.pending = self.after
             if is_main():
                 import json
 
                 (self.out / "spikes.json").write_text(json.dumps(
                     [{k: (v if math.isfinite(v) else str(v)) if isinstance(v, float) else v for k, v in s.items()}
                      for s in self.spikes], indent=2) + "\n")
-        self._window = self._window[-self.keep:] if self.keep > 0 else []
+        self.window = self.window[-self.keep:] if self.keep > 0 else []
+        return spike
 
     def _write(self, epoch: int, payload: dict) -> None:
         path = self.out / f"epoch_{epoch:03d}.pt"
@@ -466,5 +500,5 @@ def _summary_writer(folder: Union[str, Path]) -> Any:
     return SummaryWriter(str(folder))
 
 
-__all__ = ["LOG_COLUMNS", "LiveState", "Monitor", "checkpoint_payload", "cpu_clone", "loss_record",
+__all__ = ["LOG_COLUMNS", "LiveState", "Monitor", "SpikeKeeper", "checkpoint_payload", "cpu_clone", "loss_record",
            "model_record", "subset_tensors", "untouched_rng", "write_payload"]

@@ -443,3 +443,30 @@ def test_a_252_character_file_name_works_and_resumes(digits_run, tmp_path):
     res = _digits_slice(digits_run, out)
     assert res.exit_code == 0 and "(1 now" in res.output, res.output
     assert read_surface(out).computed.all()
+
+
+class _Payload:
+    def __reduce__(self):
+        return (print, ("payload ran",))
+
+
+def test_direction_file_with_python_objects_names_the_flag(digits_run, tmp_path):
+    bad = tmp_path / "dirs.pt"
+    torch.save({"features.0.weight": _Payload()}, bad)
+    res = _digits_slice(digits_run, tmp_path / "s.h5", "--direction", "file", "--direction-file", bad)
+    _one_line_error(res, "--trust-checkpoint", "dirs.pt")
+    assert "payload ran" not in res.output
+
+
+def test_crafted_surface_files_are_refused_not_tracebacks(digits_run, tmp_path):
+    out = tmp_path / "s.h5"
+    assert _digits_slice(digits_run, out).exit_code == 0
+    with h5py.File(out, "r+") as f:
+        del f.attrs["directions_info"]
+    _one_line_error(_digits_slice(digits_run, out), "s.h5", "--overwrite")
+    with h5py.File(out, "r+") as f:
+        del f["xcoordinates"]
+        f["xcoordinates"] = np.zeros((3, 2))
+    _one_line_error(_digits_slice(digits_run, out), "not 1-D")
+    with pytest.raises(LandscapeError, match="not 1-D"):
+        read_surface(out)

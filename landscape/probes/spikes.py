@@ -23,7 +23,6 @@ test-loss minima along those lines. Each hypothesis in :data:`HYPOTHESES` turns 
 from __future__ import annotations
 
 import copy
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +38,7 @@ from ..hessian.verdict import TopEigen, curvature_verdict
 from ..progress import progress
 from ..runs import open_run, position_from_name
 from ..session import Session, open_session
-from ..train import TrainState, checkpoint_payload, read_log, write_payload
+from ..train import TrainState, checkpoint_payload, read_log
 
 MAD_SCALE = 1.4826  # MAD → standard deviation for Gaussian noise
 
@@ -173,51 +172,23 @@ def _cpu_clone(obj: Any) -> Any:
 
 
 class SpikeSaver:
-    """Epoch hook for :func:`landscape.train.train` (``landscape train --save-around-spikes``).
-
-    Keeps the last ``keep`` epochs' checkpoints in (CPU) memory; when the test loss of the epoch
-    just finished is a spike by :func:`is_spike`, writes them and the current one as
-    ``epoch_XXX.pt`` (files already there are kept), then the next ``after`` epochs too, and
-    appends the spike to ``spikes.json``. Memory: ``keep + 1`` copies of weights + optimizer state.
+    """Epoch hook for :func:`landscape.train.train` taking a :class:`TrainState`: the checkpoints
+    around spikes of :class:`landscape.monitor.SpikeKeeper` (the one implementation, also used by
+    :class:`landscape.monitor.Monitor` and ``landscape train --save-around-spikes``).
     """
 
     def __init__(self, out_dir: str | Path, *, keep: int = 2, after: int = 1,
                  cfg: DetectorConfig = DetectorConfig()) -> None:
-        self.out = Path(out_dir)
-        self.keep = int(keep)
-        self.after = int(after)
-        self.cfg = cfg
-        self.window: List[Tuple[int, dict]] = []
-        self.pending = 0
-        self.spikes: List[dict] = []
-        self.saved: List[int] = []
+        from ..monitor import SpikeKeeper
+
+        self.keeper = SpikeKeeper(out_dir, keep=keep, after=after, cfg=cfg)
+        self.spikes, self.saved = self.keeper.spikes, self.keeper.saved
 
     def __call__(self, state: TrainState) -> None:
         if state.model_spec is None:
             raise LandscapeError("SpikeSaver needs TrainState.model_spec (set by landscape.train.train)")
         payload = _cpu_clone(checkpoint_payload(state, state.model_spec))
-        self.window.append((state.epoch, payload))
-        if self.pending > 0:
-            self._write(state.epoch, payload)
-            self.pending -= 1
-        values = [float(r["test_loss"]) for r in state.history]
-        hit = is_spike(values, len(values) - 1, cfg=self.cfg) if values else None
-        if hit is not None:
-            base, _, score = hit
-            self.spikes.append({"epoch": state.epoch, "test_loss": values[-1], "baseline": base, "score": score})
-            for epoch, p in self.window:
-                self._write(epoch, p)
-            self.pending = self.after
-            (self.out / "spikes.json").write_text(json.dumps(
-                [{k: (v if math.isfinite(v) else str(v)) if isinstance(v, float) else v for k, v in s.items()}
-                 for s in self.spikes], indent=2) + "\n")
-        self.window = self.window[-self.keep:] if self.keep > 0 else []
-
-    def _write(self, epoch: int, payload: dict) -> None:
-        path = self.out / f"epoch_{epoch:03d}.pt"
-        if not path.exists():
-            write_payload(path, payload)
-            self.saved.append(epoch)
+        self.keeper.observe(state.epoch, payload, [float(r["test_loss"]) for r in state.history])
 
 
 # ======================================================= checkpoint probing

@@ -166,3 +166,6 @@ def export_png(report: Report, out_dir: Union[str, Path], *, width: int = 1200) 
             raise LandscapeError(f"PNG export failed for {path.name}: {str(exc).splitlines()[0][:200]}") from None
         written.append(path)
     return written
+
+# landscape.report(...) is also the notebook function (landscape.callable_package).
+__import__("landscape.callable_package").callable_package.make_callable(__name__)

@@ -34,3 +34,6 @@ __all__ = [
     "adaptive_sharpness", "average_sharpness", "compare_checkpoints", "eps_sharpness", "measure_run",
     "measure_session", "pac_bayes_sigma", "parse_measures", "worst_case_sharpness",
 ]
+
+# landscape.sharpness(...) is also the notebook function (landscape.callable_package).
+__import__("landscape.callable_package").callable_package.make_callable(__name__)

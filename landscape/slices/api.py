@@ -137,7 +137,7 @@ def source_for(config: SliceConfig, *, seed: int, trust: bool) -> DirectionSourc
     if kind == "eigen":
         return EigenSource(k=k, seed=seed, tol=config.eigen_tol, norm=norm, include_bn=inc)
     if kind == "file":
-        return FileSource(path=str(config.direction_file), k=k, norm=norm, include_bn=inc)
+        return FileSource(path=str(config.direction_file), k=k, norm=norm, include_bn=inc, trust=trust)
     if kind == "plane":
         return PlaneSource(paths=tuple(str(p) for p in config.plane), trust=trust)
     return PcaSource(files=tuple(trajectory_files(config.trajectory)), k=k, norm=norm, include_bn=inc, trust=trust)

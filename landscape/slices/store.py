@@ -158,7 +158,11 @@ class SurfaceStore:
     def read_arrays(self, f: Any) -> Grid:
         """Key, metrics, grid, values and mask from an open file; shapes are checked first."""
         self.key = str(f.attrs["settings_key"])
-        self.metrics = tuple(json.loads(f.attrs["metrics"]))
+        self.metrics = tuple(str(m) for m in json.loads(f.attrs["metrics"]))
+        axes = [a for a in ("xcoordinates", "ycoordinates") if a in f]
+        if "xcoordinates" not in axes or any(len(f[a].shape) != 1 for a in axes):
+            raise LandscapeError(f"{self.path}: xcoordinates/ycoordinates missing or not 1-D; "
+                                 "pass --overwrite to replace the file")
         x = np.asarray(f["xcoordinates"], dtype=np.float64)
         y = np.asarray(f["ycoordinates"], dtype=np.float64) if "ycoordinates" in f else None
         grid = Grid(x, y)
@@ -179,6 +183,16 @@ class SurfaceStore:
         (its settings may match while its ``xcoordinates`` were changed by hand)."""
         import h5py
 
+        try:
+            return self._load(h5py, space=space, device=device, dtype=dtype, buffer_shapes=buffer_shapes,
+                              expect=expect)
+        except (KeyError, ValueError, TypeError, OSError) as exc:
+            raise LandscapeError(f"{self.path} is not a complete landscape surface file ({type(exc).__name__}: "
+                                 f"{str(exc).splitlines()[0][:120] if str(exc) else 'unreadable'}); "
+                                 "pass --overwrite to replace it") from None
+
+    def _load(self, h5py: Any, *, space: ParamSpace, device: torch.device, dtype: torch.dtype,
+              buffer_shapes: Mapping[str, Tuple[int, ...]], expect: Optional[Grid]) -> Tuple[Grid, DirectionSet]:
         with h5py.File(self.path, "r") as f:
             grid = self.read_arrays(f)
             if expect is not None and not grid.same_as(expect):

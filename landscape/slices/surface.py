@@ -123,12 +123,15 @@ def read_surface(path: str | Path) -> Surface:
     import h5py
 
     store = SurfaceStore(path)
-    with h5py.File(store.path, "r") as f:
-        if f.attrs.get("format") != FORMAT:
-            raise LandscapeError(f"{path} is not a landscape surface file")
-        grid = store.read_arrays(f)
-        info = json.loads(f.attrs["directions_info"])
-        prov = {k: _unattr(v) for k, v in f.attrs.items() if k not in _NOT_PROVENANCE}
+    try:
+        with h5py.File(store.path, "r") as f:
+            if f.attrs.get("format") != FORMAT:
+                raise LandscapeError(f"{path} is not a landscape surface file")
+            grid = store.read_arrays(f)
+            info = json.loads(f.attrs["directions_info"])
+            prov = {k: _unattr(v) for k, v in f.attrs.items() if k not in _NOT_PROVENANCE}
+    except (KeyError, ValueError, TypeError, OSError) as exc:
+        raise LandscapeError(f"{path} is not a readable landscape surface file ({type(exc).__name__})") from None
     store.replay()
     return surface_from(store, grid, info, prov, str(path), {})
 
