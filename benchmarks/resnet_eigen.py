@@ -56,7 +56,9 @@ def main() -> None:
     ap.add_argument("--long", type=int, default=200, help="products of the long reference run")
     ap.add_argument("--blocks", default="auto", help="comma-separated block sizes to run as well")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--time-budget", type=float, default=None, help="seconds for the long run (it returns early)")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--history", default=None, help="append each iteration of the long run here (JSON lines)")
     args = ap.parse_args()
     obj = problem(args.model, args.n, args.seed)
     out = {"model": args.model, "n": args.n, "params": obj.dim, "k": args.k, "tol": args.tol,
@@ -66,8 +68,17 @@ def main() -> None:
     op = HessianOperator(obj)
     out["method"], out["build_s"] = op.method, time.perf_counter() - t0
     hist = []
+
+    def record(p) -> None:
+        hist.append(p)
+        if args.history:
+            with open(args.history, "a") as f:
+                f.write(json.dumps({"matvecs": p.matvecs, "eigenvalues": list(p.eigenvalues),
+                                    "error_bounds": list(p.error_bounds), "residuals": list(p.residuals),
+                                    "scale": p.scale, "seconds": p.seconds, "load": os.getloadavg()[0]}) + "\n")
+
     res = eigsh(op, k=args.k, tol=1e-12, converge="vectors", max_iter=args.long, seed=args.seed,
-                callback=lambda p: hist.append(p))
+                time_budget=args.time_budget, callback=record)
     out["long"] = {"matvecs": res.matvecs, "seconds": res.seconds, "eigenvalues": list(res.eigenvalues),
                    "error_bounds": list(res.error_bounds), "residuals": list(res.residuals)}
     rows = [{"matvecs": p.matvecs, "eigenvalues": list(p.eigenvalues), "error_bounds": list(p.error_bounds),

@@ -6,9 +6,11 @@ Everything goes through the Python API the CLI commands use (:func:`landscape.tr
 :func:`landscape.sharpness.measure.compare_checkpoints`, :func:`landscape.slices.slice_checkpoint`,
 :func:`landscape.slices.interpolate_checkpoints`, :func:`landscape.probes.adam_first_step.adam_first_step`,
 :func:`landscape.probes.spikes.probe_spikes`, :func:`landscape.report.write_html`). The study it
-reproduces in miniature: Adam vs SGD (with heavy-ball momentum) at a high and a low learning rate
-with cross-entropy, and MSE with Adam at a high learning rate, which fails to train while CE with
-Adam and MSE with SGD do (REFERENCES.md, "Measured on this kind of machine").
+reproduces in miniature: Adam and SGD (with heavy-ball momentum) × cross-entropy and
+softmax-MSE (``nn.MSELoss()`` on softmax outputs, the study's "MSE") at lr 0.1, and Adam at 0.001,
+on a CNN wide enough (width 1) that Adam at lr 0.1 under softmax-MSE never trains while the other
+three do (REFERENCES.md, "Adam's death at lr 0.1"); the first-step probe then measures why, under
+both losses, and the summary states the mechanism from the probe's causes.
 
 Every sentence of :func:`summarise` is computed from the results (thresholds and rules are stated
 in the text); nothing is canned. The edge-of-stability check and the sharpness measures use
@@ -49,18 +51,26 @@ class RunSpec:
 
     def label(self) -> str:
         mom = f", momentum {self.momentum:g}" if self.momentum else ""
-        return f"{self.optimizer.upper() if self.optimizer == 'sgd' else self.optimizer.capitalize()} lr {self.lr:g}{mom}, {self.loss.upper()}"
+        return f"{self.optimizer.upper() if self.optimizer == 'sgd' else self.optimizer.capitalize()} lr {self.lr:g}{mom}, {loss_label(self.loss)}"
+
+
+LOSS_LABELS = {"ce": "CE", "mse": "MSE", "mse-sum": "½-sum MSE", "mse-softmax": "softmax-MSE"}
+
+
+def loss_label(loss: str) -> str:
+    """How the summary names a loss convention (softmax-MSE is the study's "MSE")."""
+    return LOSS_LABELS.get(loss, loss)
 
 
 def default_runs() -> Tuple[RunSpec, ...]:
-    """Adam 0.1/0.001 and SGD-momentum 0.1/0.01 with CE; Adam 0.1 and SGD-momentum 0.1 with MSE."""
+    """Adam and SGD-momentum × CE and softmax-MSE at lr 0.1, and Adam at lr 0.001 with each loss."""
     return (
         RunSpec("adam_ce_lr0.1", "adam", 0.1),
-        RunSpec("adam_ce_lr0.001", "adam", 0.001),
         RunSpec("sgd_ce_lr0.1", "sgd", 0.1, momentum=0.9),
-        RunSpec("sgd_ce_lr0.01", "sgd", 0.01, momentum=0.9),
-        RunSpec("adam_mse_lr0.1", "adam", 0.1, loss="mse"),
-        RunSpec("sgd_mse_lr0.1", "sgd", 0.1, loss="mse", momentum=0.9),
+        RunSpec("adam_smse_lr0.1", "adam", 0.1, loss="mse-softmax"),
+        RunSpec("sgd_smse_lr0.1", "sgd", 0.1, loss="mse-softmax", momentum=0.9),
+        RunSpec("adam_ce_lr0.001", "adam", 0.001),
+        RunSpec("adam_smse_lr0.001", "adam", 0.001, loss="mse-softmax"),
     )
 
 
@@ -69,7 +79,7 @@ class DemoConfig:
     """Sizes of the demo; :meth:`quick` is the smoke version used by the tests (``--quick``)."""
 
     model: str = "cnn"
-    width: float = 0.5
+    width: float = 1.0                  # the narrower 0.5 survives Adam at lr 0.1 under softmax-MSE
     data: str = "digits"
     epochs: int = 8
     batch_size: int = 128
@@ -77,10 +87,10 @@ class DemoConfig:
     runs: Tuple[RunSpec, ...] = field(default_factory=default_runs)
     adam_end: str = "adam_ce_lr0.001"   # the Adam and SGD end points compared side by side
     sgd_end: str = "sgd_ce_lr0.1"
-    high_lr_adam: str = "adam_mse_lr0.1"  # the run whose blow-up the first-step probe explains
-    subset: int = 512                   # evaluation subset for slices, interpolation and probes
-    sharp_subset: int = 256             # ... for the perturbation sharpness measures
-    grid: int = 15                      # 2-D slice: grid × grid points
+    high_lr_adam: str = "adam_smse_lr0.1"  # the run whose death the first-step probe explains
+    subset: int = 384                   # evaluation subset for slices, interpolation and the spike probe
+    sharp_subset: int = 192             # ... for the perturbation sharpness measures
+    grid: int = 11                      # 2-D slice: grid × grid points
     interp_points: int = 21
     top_k: int = 3
     eig_tol: float = 1e-3
@@ -88,18 +98,22 @@ class DemoConfig:
     sharp_steps: int = 10
     sharp_restarts: int = 2
     sharp_samples: int = 8
-    trace_matvecs: int = 30
+    trace_matvecs: int = 24
     probe_steps: int = 10
+    probe_losses: Tuple[str, ...] = ("ce", "mse-softmax")  # the first-step probe's loss conventions
+    probe_subset: Optional[int] = None   # the probe's training samples (None: all, so it follows the run exactly)
+    probe_alphas: Tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)  # loss along each first step
     hessian_batch: int = 1024            # BatchNorm batch statistics for the Hessian and sharpness
-    hessian_subset: Optional[int] = 512  # training samples for the stability check (None: all)
-    probe_hessian: bool = True           # eigenvalues inside the first-step and spike probes
+    hessian_subset: Optional[int] = 256  # training samples for the stability check (None: all)
+    probe_hessian: bool = True           # eigenvalues inside the spike probe
+    first_step_hessian: bool = False     # ... and inside the first-step probe (its causes do not need them)
     spike_points: int = 11
 
     @classmethod
     def quick(cls) -> DemoConfig:
         runs = (RunSpec("adam_ce_lr0.001", "adam", 0.001), RunSpec("sgd_ce_lr0.1", "sgd", 0.1, momentum=0.9),
-                RunSpec("adam_mse_lr0.1", "adam", 0.1, loss="mse"))
-        return cls(width=0.25, epochs=3, runs=runs, subset=128, sharp_subset=128, grid=5, interp_points=5,
+                RunSpec("adam_smse_lr0.1", "adam", 0.1, loss="mse-softmax"))
+        return cls(width=1.0, epochs=3, runs=runs, subset=128, sharp_subset=128, grid=5, interp_points=5,
                    top_k=1, hessian_subset=256, sharp_steps=3, sharp_restarts=1, sharp_samples=2, trace_matvecs=9, probe_steps=3,
                    spike_points=5)
 
@@ -262,13 +276,14 @@ def run_demo(out: str | Path, config: Optional[DemoConfig] = None, *,
     hi = config.run(config.high_lr_adam)
     low_lr = min(r.lr for r in config.runs if r.optimizer == "adam")
     lrs = tuple(sorted({hi.lr, low_lr}, reverse=True))
-    say(f"probe adam-first-step: {hi.loss.upper()} from {config.high_lr_adam}'s initialisation at lr "
-        + ", ".join(f"{x:g}" for x in lrs))
+    probe_losses = tuple(dict.fromkeys((*config.probe_losses, hi.loss)))
+    say(f"probe adam-first-step: {', '.join(loss_label(x) for x in probe_losses)} from {config.high_lr_adam}'s "
+        "initialisation at lr " + ", ".join(f"{x:g}" for x in lrs))
     init = str(runs_dir / config.high_lr_adam / "epoch_000.pt")
-    session = open_session(init, subset=config.subset, seed=config.seed, bn_mode="train", init_seed=config.seed)
+    session = open_session(init, subset=config.probe_subset, seed=config.seed, bn_mode="train", init_seed=config.seed)
     results["first_step"] = timed("first_step", lambda: adam_first_step(session, FirstStepConfig(
         lrs=lrs, batch_size=config.batch_size, steps=config.probe_steps, seed=config.seed,
-        hessian=config.probe_hessian)))
+        hessian=config.first_step_hessian, losses=probe_losses, alphas=tuple(config.probe_alphas))))
     write_json(results["first_step"], res_dir / "adam_first_step.json")
 
     logs_csv = {r.name: read_log(runs_dir / r.name / "log.csv") for r in config.runs}  # with epoch 0
@@ -355,7 +370,7 @@ def summarise(config: DemoConfig, results: Dict[str, Any], *, report_path: Any =
     for r in config.runs:
         last = results["logs"][r.name][-1]
         trained[r.name] = _trained_rule(last["test_acc"], majority)
-        lines.append(f"  {r.name:<17} {r.label():<32} train loss {_f(last['train_loss'], 4):>8}  "
+        lines.append(f"  {r.name:<17} {r.label():<38} train loss {_f(last['train_loss'], 4):>8}  "
                      f"test acc {last['test_acc']:.3f}  {'trained' if trained[r.name] else 'DID NOT TRAIN'}")
 
     lines.append("")
@@ -457,61 +472,54 @@ def _stderr(m: Any) -> Optional[float]:
 
 
 def _adam_lines(config: DemoConfig, results: Dict[str, Any], trained: Dict[str, bool], majority: float) -> List[str]:
+    """The high-learning-rate Adam run against its neighbours in the grid, then the first-step
+    probe's runs and the mechanism its supported causes name (landscape.probes.first_step_causes)."""
+    from .probes.first_step_causes import cause_phrase
+
     hi = config.run(config.high_lr_adam)
     last = results["logs"][hi.name][-1]
-    lines = [f"Adam at a high learning rate ({hi.name}): "
+    lines = [f"Adam at a high learning rate ({hi.name}, {hi.label()}): "
              + ("it trained" if trained[hi.name] else
                 f"it did not train (test accuracy {last['test_acc']:.3f} after {config.epochs} epochs, "
                 f"majority-class rate {majority:.3f})")]
-    # same learning rate, one of optimizer / loss changed (e.g. Adam with CE, SGD with MSE)
-    others = [r for r in config.runs if r.name != hi.name and r.lr == hi.lr
-              and (r.optimizer == hi.optimizer) != (r.loss == hi.loss)]
+    # same learning rate with one of optimizer / loss changed, and the same optimizer and loss at another rate
+    others = [r for r in config.runs if r.name != hi.name and (
+        (r.lr == hi.lr and (r.optimizer == hi.optimizer) != (r.loss == hi.loss))
+        or (r.optimizer == hi.optimizer and r.loss == hi.loss))]
     for r in others:
         acc = results["logs"][r.name][-1]["test_acc"]
         lines.append(f"  compare {r.name} ({r.label()}): test accuracy {acc:.3f}, "
                      + ("trained" if trained[r.name] else "did not train"))
     fs = results["first_step"]
-    lines.append(f"  first-step probe from {hi.name}'s initialisation, same first mini-batch of {fs.config.batch_size} "
-                 f"({fs.n_params:,} parameters):")
+    batches = ("the run's own first mini-batches" if config.probe_subset is None
+               else f"mini-batches of a {config.probe_subset}-sample subset")
+    lines.append(f"  first-step probe from {hi.name}'s initialisation, Adam and SGD (momentum 0) from the same start, "
+                 f"{batches} of {fs.config.batch_size}, {fs.config.steps} steps ({fs.n_params:,} parameters):")
     for run in fs.runs:
         ad, sg = run.adam, run.sgd
-        rel = max((x["relative"] for x in ad.per_layer if x["kind"] == "weight"), default=float("nan"))
-        lines.append(
-            f"  lr {run.lr:g}: Adam's step ‖Δ‖ {_f(ad.update_norm)} = {_f(run.norm_ratio)}× SGD's ({_f(sg.update_norm)}; "
-            f"η√d = {_f(ad.bound)}), {ad.amplified_fraction:.0%} of coordinates with a tiny gradient moved by > η/2, "
-            f"largest weight ‖ΔW‖/‖W‖ {_f(rel)}; loss {_f(ad.loss_before, 4)} → {_f(ad.loss_after, 4)} after it "
-            f"(SGD → {_f(sg.loss_after, 4)}); "
-            + (f"dead ReLUs {ad.dead_relu_fraction:.0%} after it (SGD {sg.dead_relu_fraction:.0%}); "
-               if math.isfinite(ad.dead_relu_fraction) else "")
-            + ("Adam recovers" if ad.recovered else "Adam does not recover")
-            + f" within {fs.config.steps} steps (loss {_f(ad.curve['loss'][-1], 4)}, acc {ad.curve['acc'][-1]:.2f})")
-    hi_run = max(fs.runs, key=lambda x: x.lr)
-    lo_run = min(fs.runs, key=lambda x: x.lr)
-    ad = hi_run.adam
-    why = []
-    if ad.loss_after > ad.loss_before:
-        why.append(f"the first step raised the loss ({_f(ad.loss_before, 4)} → {_f(ad.loss_after, 4)})")
-    rel = max((x["relative"] for x in ad.per_layer if x["kind"] == "weight"), default=float("nan"))
-    if math.isfinite(rel) and rel >= 1:
-        why.append(f"it moved a weight tensor by {_f(rel)}× its own norm")
-    if math.isfinite(ad.dead_relu_fraction) and ad.dead_relu_fraction > lo_run.adam.dead_relu_fraction:
-        why.append(f"it left {ad.dead_relu_fraction:.0%} of ReLUs dead (vs {lo_run.adam.dead_relu_fraction:.0%} at lr {lo_run.lr:g})")
-    if hi_run.norm_ratio > 1:
-        why.append(f"the sign-like update was {_f(hi_run.norm_ratio)}× as long as SGD's at the same η")
-    pre = hi_run.adam_step1_preconditioned
-    if pre and math.isfinite(pre.get("ratio", float("nan"))) and pre["ratio"] > 1:
-        why.append(f"λ₁(P₁⁻¹H) after step 1 was {_f(pre['ratio'])}× Adam's stability threshold at lr {hi_run.lr:g}")
-    if not ad.recovered and why:
-        lines.append(f"  → why, at lr {hi_run.lr:g}: " + "; ".join(why) + f", and it did not recover within "
-                     f"{fs.config.steps} steps" + (f"; at lr {lo_run.lr:g} it "
-                                                   + ("recovers" if lo_run.adam.recovered else "does not recover either")
-                                                   if lo_run is not hi_run else ""))
-    elif not ad.recovered:
-        lines.append(f"  → at lr {hi_run.lr:g} Adam did not recover within {fs.config.steps} steps, without a "
-                     "single-step cause among the measured quantities")
+        lines.append(f"  lr {run.lr:g}, {loss_label(run.loss)}: Adam's first step ‖Δ‖ {_f(ad.update_norm)} = "
+                     f"{_f(run.norm_ratio)}× SGD's, loss {_f(ad.loss_before, 4)} → {_f(ad.loss_after, 4)} after it "
+                     f"(SGD → {_f(sg.loss_after, 4)}); {run.mechanism}")
+    key = next((r for r in fs.runs if r.loss == hi.loss and r.lr == hi.lr), None)
+    if key is None:
+        lines.append(f"  → the probe did not run at {hi.name}'s loss and learning rate")
+        return lines
+    named = [cause_phrase(c, key.adam) for c in key.causes if c["supported"] and c["name"] != "no_recovery"]
+    causes = "; ".join(named) if named else "none of the measured causes"
+    if key.adam.recovered:
+        lines.append(f"  → mechanism: not reached in the probe's {fs.config.steps} steps (Adam trains again within "
+                     f"them); supported so far: {causes}")
     else:
-        lines.append(f"  → at lr {hi_run.lr:g} Adam recovered within {fs.config.steps} steps"
-                     + (" although " + "; ".join(why) if why else ""))
+        verb = "did not train" if not trained[hi.name] else "trained later, though"
+        lines.append(f"  → mechanism ({hi.name} {verb}; the probe's supported causes at lr {key.lr:g} under "
+                     f"{loss_label(key.loss)}): {causes}; Adam does not train again within {fs.config.steps} steps")
+    for r in fs.runs:
+        if r.lr != key.lr or r.loss == key.loss:
+            continue
+        sup = [cause_phrase(c, r.adam) for c in r.causes if c["supported"] and c["name"] != "no_recovery"]
+        lines.append(f"  → under {loss_label(r.loss)} at the same lr Adam "
+                     + ("trains again" if r.adam.recovered else "does not train again")
+                     + f" within {fs.config.steps} steps; supported: " + ("; ".join(sup) if sup else "none"))
     return lines
 
 

@@ -42,7 +42,7 @@ import random
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -82,10 +82,17 @@ def checkpoint_payload(model: nn.Module, optimizer: torch.optim.Optimizer, *, ep
 
 
 def write_payload(path: Path, payload: dict) -> None:
-    """Write atomically (temporary file, then rename)."""
+    """Write atomically (temporary file, then rename); a failed write (a full disk shows up as
+    torch's ``[enforce fail at inline_container.cc]``) leaves no temporary file behind and is a
+    one-line error naming the checkpoint."""
     tmp = path.with_suffix(".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    try:
+        torch.save(payload, tmp)
+        tmp.replace(path)
+    except (OSError, RuntimeError) as exc:
+        tmp.unlink(missing_ok=True)
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise LandscapeError(f"cannot write checkpoint {path} (is the disk full?): {first}") from None
 
 
 def cpu_clone(obj: Any) -> Any:
@@ -116,6 +123,18 @@ def model_record(model: nn.Module) -> str:
     if cls.__module__ not in ("__main__", "builtins") and "<locals>" not in cls.__qualname__:
         return f"{cls.__module__}:{cls.__qualname__}"
     return cls.__qualname__
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The module inside DistributedDataParallel/DataParallel and ``torch.compile`` wrappers (the
+    same parameters, state-dict keys without ``module.``/``_orig_mod.``)."""
+    while True:
+        if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+            model = model.module
+        elif hasattr(model, "_orig_mod") and isinstance(model._orig_mod, nn.Module):
+            model = model._orig_mod
+        else:
+            return model
 
 
 # ------------------------------------------------------------------ randomness
@@ -202,7 +221,8 @@ class Monitor:
         batch_size: the training batch size (BatchNorm statistics and batch sharpness); default
             the loader's, or the whole set for tensors (full-batch).
         model_spec: a :class:`~landscape.models.ModelSpec` (or registry spec string) recorded in
-            checkpoints so later commands rebuild the model without ``--model``.
+            checkpoints so later commands rebuild the model without ``--model`` (default: the spec
+            of a model made by :func:`landscape.build_model`, else only its class path).
         data: a data spec (e.g. ``"digits"``, ``"cifar10:DIR"``) recorded likewise.
         output_fn: picks the logits from the model's output (see :class:`~landscape.objective.Objective`).
         meta: extra entries for the checkpoints' ``landscape`` record.
@@ -251,6 +271,7 @@ class Monitor:
             raise SpecError(f"Monitor subset must be a positive integer or None; got {subset!r}")
         if every > 0 and train is None:
             raise SpecError("Monitor needs train=... (the training data) to measure sharpness; or every=0")
+        model = unwrap(model)
         self.model, self.optimizer = model, optimizer
         self.loss_fn = resolve_loss(loss)
         self.loss, self.output_fn = loss, output_fn
@@ -265,6 +286,7 @@ class Monitor:
         self.meta = self._meta(model, loss, model_spec, data, meta or {})
         self.history: List[Dict[str, float]] = []
         self.keeper = SpikeKeeper(self.out, keep=keep, after=after, cfg=self.spike_cfg)
+        self._eval_objectives: Dict[int, Objective] = {}
         self._loss_sum, self._loss_n = 0.0, 0
         self._closed = False
         if is_main():
@@ -284,6 +306,8 @@ class Monitor:
               extra: Dict[str, Any]) -> Dict[str, Any]:
         from .models import ModelSpec
 
+        if model_spec is None:  # built by landscape.build_model: it knows its registry spec
+            model_spec = getattr(model, "landscape_spec", None)
         if isinstance(model_spec, str):
             model_spec = ModelSpec(model_spec)
         record: Dict[str, Any] = {
@@ -369,11 +393,22 @@ class Monitor:
         return row
 
     def evaluate(self, data: Data) -> Any:
-        """Loss and accuracy at the live weights on ``data`` (model in eval mode, private copy)."""
-        x, y = (data if isinstance(data, (tuple, list)) and len(data) == 2 else (data, None))
+        """Loss and accuracy at the live weights and buffers on ``data`` (model in eval mode).
+
+        The Objective over ``data`` (a private model copy; a loader's batches checked once) is
+        built on the first call and then evaluated at the live parameters and BatchNorm buffers."""
+        obj = self._eval_objectives.get(id(data))
+        if obj is None:
+            x, y = (data if isinstance(data, (tuple, list)) and len(data) == 2 else (data, None))
+            with untouched_rng(self.device):
+                obj = Objective(self.model, x, y, loss=self.loss_fn, output_fn=self.output_fn,
+                                batch_size=self.eval_batch_size, device=self.device)
+            self._eval_objectives[id(data)] = obj
+        live = dict(self.model.named_parameters())
+        theta = obj.space.flatten({n: live[n].detach() for n in obj.space.names}).to(obj.dtype)
+        buffers = {n: b.detach() for n, b in self.model.named_buffers() if n in obj._consts}
         with untouched_rng(self.device):
-            return Objective(self.model, x, y, loss=self.loss_fn, output_fn=self.output_fn,
-                             batch_size=self.eval_batch_size, device=self.device).evaluate()
+            return obj.with_buffers(buffers).evaluate(theta)
 
     def save(self, name: Optional[str] = None) -> Path:
         """Write the live weights and optimizer state now (``epoch_XXX.pt`` of the last epoch)."""
@@ -386,6 +421,23 @@ class Monitor:
         """The checkpoint of the live state (live tensors; see :func:`checkpoint_payload`)."""
         return checkpoint_payload(self.model, self.optimizer, epoch=self.live.epoch, step=self.live.step,
                                   meta=self.meta)
+
+    def restore(self, rows: Sequence[Dict[str, float]], sharpness_rows: Sequence[Dict[str, Any]], *,
+                epoch: int, step: int) -> None:
+        """Continue a run written before (``landscape train --resume``): its ``log.csv`` rows and
+        ``sharpness.csv`` rows up to the resume point are kept, and counting goes on from
+        ``epoch``/``step``. Spike detection sees the old rows; the in-memory window starts empty."""
+        self._open()
+        self.live.epoch, self.live.step = int(epoch), int(step)
+        self.history = [dict(r) for r in rows]
+        if not is_main():
+            return
+        with open(self.out / "log.csv", "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=LOG_COLUMNS, extrasaction="ignore")
+            for r in rows:
+                writer.writerow({k: (int(r[k]) if k in ("epoch", "step") else r.get(k)) for k in LOG_COLUMNS})
+        if self.tracker is not None and sharpness_rows:
+            self.tracker.restore(sharpness_rows)
 
     def use_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
         """Follow a new optimizer from now on (e.g. after switching from Adam to SGD)."""
@@ -434,7 +486,7 @@ class SpikeKeeper:
 
     :meth:`observe` is called once per epoch with that epoch's checkpoint (already copied) and
     the test losses so far. The last ``keep`` epochs are held in memory; when the newest test loss
-    is a spike by :func:`landscape.probes.spikes.is_spike`, they are written with the current one
+    is a spike by :func:`landscape.probes.detection.is_spike`, they are written with the current one
     as ``epoch_XXX.pt`` (files already there are kept), then the next ``after`` epochs too, and the
     spike is appended to ``spikes.json``. Memory: ``keep + 1`` checkpoints.
     """
@@ -450,7 +502,7 @@ class SpikeKeeper:
 
     def observe(self, epoch: int, payload: dict, test_losses: List[float]) -> Optional[dict]:
         """Handle one finished epoch; returns the spike record when this epoch is one."""
-        from .probes.spikes import is_spike
+        from .probes.detection import is_spike
 
         self.window.append((epoch, payload))
         if self.pending > 0:
@@ -486,7 +538,7 @@ def _num(value: Optional[float]) -> float:
 
 
 def _detector(threshold: float) -> Any:
-    from .probes.spikes import DetectorConfig
+    from .probes.detection import DetectorConfig
 
     return DetectorConfig(threshold=float(threshold))
 
@@ -501,4 +553,4 @@ def _summary_writer(folder: Union[str, Path]) -> Any:
 
 
 __all__ = ["LOG_COLUMNS", "LiveState", "Monitor", "SpikeKeeper", "checkpoint_payload", "cpu_clone", "loss_record",
-           "model_record", "subset_tensors", "untouched_rng", "write_payload"]
+           "model_record", "subset_tensors", "untouched_rng", "unwrap", "write_payload"]

@@ -98,10 +98,12 @@ def _first_nonfinite(x: torch.Tensor) -> Optional[int]:
     """Index of the first sample of ``x`` holding a NaN/Inf (None if all finite)."""
     if not x.is_floating_point() and not x.is_complex():
         return None
-    bad = ~torch.isfinite(x.reshape(len(x), -1)).all(dim=1)
-    if not bool(bad.any()):
-        return None
-    return int(bad.nonzero()[0, 0])
+    chunk = 4096  # bounded temporary memory on large sets; one host sync per chunk
+    for a in range(0, len(x), chunk):
+        bad = ~torch.isfinite(x[a:a + chunk].reshape(min(chunk, len(x) - a), -1)).all(dim=1)
+        if bool(bad.any()):
+            return a + int(bad.nonzero()[0, 0])
+    return None
 
 
 def _fingerprint(x: torch.Tensor, y: torch.Tensor) -> Tuple[int, float, float]:

@@ -158,14 +158,23 @@ def checkpoint_payload(state: TrainState, model_spec: ModelSpec) -> dict:
 def train(cfg: TrainConfig, out_dir: str | Path, *, hooks: Sequence[Hook] = (),
           epoch_hooks: Sequence[Hook] = (), dataset: Optional[Dataset] = None,
           monitor: MonitorConfig = MonitorConfig(),
-          on_monitor: Optional[Callable[[Monitor], None]] = None) -> List[Dict[str, float]]:
+          on_monitor: Optional[Callable[[Monitor], None]] = None,
+          existing: str = "refuse") -> List[Dict[str, float]]:
     """Train as configured, writing checkpoints and ``log.csv`` into ``out_dir``; returns the log.
 
     A :class:`~landscape.monitor.Monitor` configured by ``monitor`` writes ``log.csv``,
     ``sharpness.csv`` and the checkpoints around spikes (``on_monitor`` receives it, e.g. to read
     its spikes afterwards). ``hooks`` run after every optimizer step; ``epoch_hooks`` after each
-    epoch's log row and checkpoint are written."""
+    epoch's log row and checkpoint are written.
+
+    ``existing`` says what to do when ``out_dir`` already holds a run (see :func:`claim_run_folder`):
+    ``"refuse"`` (an error), ``"overwrite"`` (its run files are removed first) or ``"resume"``
+    (continue it from its last epoch checkpoint up to ``cfg.epochs``; the configuration must match,
+    and the result is the same as an uninterrupted run). The returned log then holds only the new
+    epochs."""
     out = Path(out_dir)
+    mode = claim_run_folder(out, existing=existing)
+    resume = _resume_point(out, cfg) if mode == "resume" else None
     out.mkdir(parents=True, exist_ok=True)
     ds = dataset or load_data(cfg.data)
     get_loss(cfg.loss)
@@ -194,14 +203,20 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, hooks: Sequence[Hook] = (),
     if on_monitor is not None:
         on_monitor(mon)
 
-    row = _log_row(state, ds, float("nan"), float("nan"))
-    mon.epoch(0, **_results(row))
-    mon.save()
-    if 0 in save_steps:
-        mon.save(f"step_{0:06d}.pt")
+    if resume is None:
+        row = _log_row(state, ds, float("nan"), float("nan"))
+        mon.epoch(0, **_results(row))
+        mon.save()
+        if 0 in save_steps:
+            mon.save(f"step_{0:06d}.pt")
+        first = 1
+    else:
+        scheduler = _continue(resume, state, scheduler, gen, len(y_tr), mon)
+        first = state.epoch + 1
     steps_per_epoch = math.ceil(len(y_tr) / cfg.batch_size)
-    bar = progress(cfg.epochs * steps_per_epoch, desc=f"train {cfg.model} {cfg.optimizer} lr={cfg.lr}")
-    for epoch in range(1, cfg.epochs + 1):
+    bar = progress((cfg.epochs - first + 1) * steps_per_epoch,
+                   desc=f"train {cfg.model} {cfg.optimizer} lr={cfg.lr}")
+    for epoch in range(first, cfg.epochs + 1):
         model.train()
         perm = torch.randperm(len(y_tr), generator=gen).to(device)
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
@@ -234,18 +249,146 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, hooks: Sequence[Hook] = (),
             mon.save()
         for hook in epoch_hooks:
             hook(state)
-        scheduler.epoch_end(row)
-        if cfg.switch_to_sgd is not None and epoch == cfg.switch_to_sgd:
-            state.optimizer = switch_to_sgd(state.optimizer, lr=float(cfg.switch_lr),
-                                            momentum=cfg.switch_momentum)
-            mon.use_optimizer(state.optimizer)
-            scheduler = make_scheduler(cfg, state.optimizer)
+        scheduler = _end_epoch(state, scheduler, row, mon)
         if not math.isfinite(train_loss):
             bar.write(f"epoch {epoch}: training loss is {train_loss}; stopping")
             break
     bar.close()
     mon.close()
     return state.history
+
+
+def _end_epoch(state: TrainState, scheduler: EpochScheduler, row: Dict[str, float],
+               mon: Optional[Monitor]) -> EpochScheduler:
+    """What follows an epoch's log row: the schedule's step and the switch to SGD; returns the
+    schedule in force. Shared by training and by the replay that resumes a run."""
+    cfg = state.config
+    scheduler.epoch_end(row)
+    if cfg.switch_to_sgd is not None and int(row["epoch"]) == cfg.switch_to_sgd:
+        state.optimizer = switch_to_sgd(state.optimizer, lr=float(cfg.switch_lr), momentum=cfg.switch_momentum)
+        if mon is not None:
+            mon.use_optimizer(state.optimizer)
+        scheduler = make_scheduler(cfg, state.optimizer)
+    return scheduler
+
+
+# ---------------------------------------------------------------------------- run folders
+RUN_FILE_PATTERNS = ("log.csv", "sharpness.csv", "spikes.json", "epoch_*.pt", "step_*.pt", "*.tmp")
+
+
+def run_files(folder: Path) -> List[Path]:
+    """The files of a landscape run in ``folder`` (what ``--overwrite`` removes)."""
+    if not folder.is_dir():
+        return []
+    found = {p for pattern in RUN_FILE_PATTERNS for p in folder.glob(pattern) if p.is_file()}
+    return sorted(found)
+
+
+def claim_run_folder(folder: Path, *, existing: str = "refuse") -> str:
+    """Decide how a run may write into ``folder``: ``"new"``, ``"overwrite"`` or ``"resume"``.
+
+    A folder that holds another run's files is refused unless ``existing`` is ``"overwrite"``
+    (those files are removed, nothing else) or ``"resume"``: writing a new run over an old one
+    used to leave a mix of both that later analyses read as one run."""
+    if existing not in ("refuse", "overwrite", "resume"):
+        raise SpecError(f"existing must be refuse, overwrite or resume; got {existing!r}")
+    if folder.exists() and not folder.is_dir():
+        raise LandscapeError(f"{folder} is a file, not a run folder")
+    files = run_files(folder)
+    if existing == "resume":
+        if not any(p.name.startswith("epoch_") for p in files):
+            raise LandscapeError(f"nothing to resume in {folder}: no epoch_XXX.pt checkpoint")
+        return "resume"
+    if not files:
+        return "new"
+    if existing == "overwrite":
+        for p in files:
+            p.unlink()
+        return "overwrite"
+    n_ckpt = sum(p.suffix == ".pt" for p in files)
+    raise LandscapeError(f"{folder} already holds a run ({n_ckpt} checkpoints"
+                         f"{', log.csv' if (folder / 'log.csv').exists() else ''}); pass --overwrite to "
+                         "replace it or --resume to continue it, or choose another --out")
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """The last epoch checkpoint of a run being resumed, with the log rows up to it."""
+
+    path: Path
+    payload: dict
+    rows: List[Dict[str, float]]
+    sharpness_rows: List[Dict[str, str]]
+
+
+# Settings that may change when a run is resumed: they do not change the trajectory.
+RESUMABLE_CHANGES = ("epochs", "device")
+
+
+def _resume_point(folder: Path, cfg: TrainConfig) -> ResumePoint:
+    """The checkpoint to continue from, after checking that it belongs to the same configuration."""
+    from .checkpoint import load_checkpoint
+    from .runs import open_run
+
+    last = max(open_run(folder).by_epoch.items())[1]
+    load_checkpoint(str(last))  # a one-line error for a missing or corrupt file
+    payload = torch.load(last, map_location="cpu", weights_only=True)
+    recorded = ((payload.get("landscape") or {}).get("train") if isinstance(payload, dict) else None)
+    if not isinstance(recorded, dict) or "model_state_dict" not in payload:
+        raise LandscapeError(f"{last} was not written by landscape train; cannot resume it")
+    wanted = cfg.to_json()
+    diff = [k for k in sorted(set(wanted) | set(recorded))
+            if k not in RESUMABLE_CHANGES and _norm(wanted.get(k)) != _norm(recorded.get(k))]
+    if diff:
+        shown = ", ".join(f"{k}: run {recorded.get(k)!r} vs now {wanted.get(k)!r}" for k in diff[:4])
+        raise LandscapeError(f"--resume needs the run's own configuration; {folder} differs in {shown}")
+    epoch = int(payload.get("epoch", 0))
+    if epoch >= cfg.epochs:
+        raise LandscapeError(f"{folder} is already trained to epoch {epoch}; pass --epochs above {epoch} to continue")
+    step = int(payload.get("step", 0))
+    rows = [r for r in read_log(folder / "log.csv") if r.get("epoch", -1) <= epoch] \
+        if (folder / "log.csv").exists() else []
+    missing = sorted(set(range(epoch + 1)) - {int(r["epoch"]) for r in rows if isinstance(r.get("epoch"), float)})
+    if missing:
+        raise LandscapeError(f"cannot resume {folder}: its log.csv lacks the rows of epochs "
+                             f"{', '.join(map(str, missing[:5]))} (the schedule is replayed from them)")
+    sharp = _read_rows(folder / "sharpness.csv", lambda r: float(r.get("step", "inf")) <= step)
+    return ResumePoint(last, payload, rows, sharp)
+
+
+def _norm(value: object) -> object:
+    return [_norm(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+
+def _read_rows(path: Path, keep: Callable[[Dict[str, str]], bool]) -> List[Dict[str, str]]:
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return [r for r in csv.DictReader(f) if keep(r)]
+
+
+def _continue(rp: ResumePoint, state: TrainState, scheduler: EpochScheduler, gen: torch.Generator,
+              n_train: int, mon: Monitor) -> EpochScheduler:
+    """Bring a fresh training state to the resume point, exactly as the run left it.
+
+    The model and optimizer come from the checkpoint; the schedule (and a switch to SGD) is
+    replayed from the logged rows; the shuffling generator is advanced by one permutation per
+    finished epoch; the Monitor gets the rows written before, so its files continue the old ones."""
+    epoch = int(rp.payload.get("epoch", 0))
+    rows = {int(r["epoch"]): r for r in rp.rows if isinstance(r.get("epoch"), float)}
+    for _ in range(1, epoch + 1):  # one permutation per finished epoch
+        torch.randperm(n_train, generator=gen)
+    for e in range(1, epoch):  # the schedule's state (and a switch to SGD) before the last epoch
+        scheduler = _end_epoch(state, scheduler, rows[e], None)
+    # the checkpoint of epoch K was written before epoch K's schedule step, as in the loop
+    state.model.load_state_dict(rp.payload["model_state_dict"])
+    state.optimizer.load_state_dict(rp.payload["optimizer_state_dict"])
+    mon.use_optimizer(state.optimizer)
+    state.epoch, state.step = epoch, int(rp.payload.get("step", 0))
+    mon.restore(rp.rows, rp.sharpness_rows, epoch=state.epoch, step=state.step)
+    if epoch >= 1:
+        scheduler = _end_epoch(state, scheduler, rows[epoch], mon)
+    return scheduler
 
 
 def _results(row: Dict[str, float]) -> Dict[str, float]:

@@ -21,8 +21,8 @@ from landscape.errors import LandscapeError
 TINY = dataclasses.replace(
     DemoConfig.quick(), width=0.25, epochs=2, subset=96, sharp_subset=64, grid=3, interp_points=3,
     runs=(RunSpec("adam_ce_lr0.001", "adam", 0.001), RunSpec("sgd_ce_lr0.1", "sgd", 0.1, momentum=0.9),
-          RunSpec("adam_mse_lr0.1", "adam", 0.1, loss="mse")),
-    sharp_steps=2, sharp_samples=2, trace_matvecs=6, probe_steps=2, spike_points=3, hessian_batch=1024,
+          RunSpec("adam_smse_lr0.1", "adam", 0.1, loss="mse-softmax")),
+    sharp_steps=2, sharp_samples=2, trace_matvecs=6, probe_steps=2, probe_subset=128, spike_points=3, hessian_batch=1024,
     hessian_subset=128, probe_hessian=False, eig_tol=1e-2,
     sharp_measures="lambda_max,eps,average,pac_bayes,stability")
 
@@ -49,7 +49,9 @@ def test_every_step_wrote_its_files(demo):
     sharp = json.loads((res / "sharpness.json").read_text())
     assert [Path(c["checkpoint"]).parent.name for c in sharp["checkpoints"]] == [TINY.adam_end, TINY.sgd_end]
     fs = json.loads((res / "adam_first_step.json").read_text())
-    assert sorted(r["lr"] for r in fs["runs"]) == [0.001, 0.1]
+    assert sorted((r["loss"], r["lr"]) for r in fs["runs"]) == [("ce", 0.001), ("ce", 0.1), ("mse-softmax", 0.001),
+                                                                 ("mse-softmax", 0.1)]
+    assert all(len(r["causes"]) == 6 for r in fs["runs"])
     page = (out / "report.html").read_text(encoding="utf-8")
     assert demo.report == out / "report.html" and page.count("<script") >= 2
     assert (out / "summary.txt").read_text(encoding="utf-8").strip() == demo.summary.strip()
@@ -73,11 +75,18 @@ def test_summary_matches_the_results(demo):
     la, ls = sharp[0]["lambda_max"]["value"], sharp[1]["lambda_max"]["value"]
     line = next(ln for ln in text.splitlines() if ln.strip().startswith("lambda_max"))
     assert line.rstrip().endswith(TINY.adam_end if la > ls else TINY.sgd_end)
-    # Adam at high lr: the first-step probe's numbers appear
+    # Adam at high lr: the first-step probe's numbers and its mechanism sentence appear for every run
     fs = json.loads((demo.out / "results" / "adam_first_step.json").read_text())
-    hi = max(fs["runs"], key=lambda r: r["lr"])
-    assert f"loss {hi['adam']['loss_before']:.4g} → {hi['adam']['loss_after']:.4g}" in text
-    assert ("Adam recovers" if hi["adam"]["recovered"] else "Adam does not recover") in text
+    for run in fs["runs"]:
+        assert f"loss {run['adam']['loss_before']:.4g} → {run['adam']['loss_after']:.4g}" in text
+        assert run["mechanism"] in text
+    hi = next(r for r in fs["runs"] if r["loss"] == "mse-softmax" and r["lr"] == 0.1)
+    line = next(ln for ln in text.splitlines() if ln.strip().startswith("→ mechanism"))
+    supported = [c for c in hi["causes"] if c["supported"] and c["name"] != "no_recovery"]
+    for c in supported:
+        assert c["name"].replace("_", " ") in line
+    if not supported:
+        assert "none of the measured causes" in line
     assert str(demo.report) in text
 
 
@@ -96,8 +105,33 @@ def test_summary_changes_with_the_numbers(demo):
     text = summarise(TINY, results)
     assert re.search(rf"{re.escape(name)} .*ratio +1\.7 +past the threshold", text)
     assert f"at or past the edge of stability: {name}" in text
-    assert f"Adam at a high learning rate ({TINY.high_lr_adam}): it trained" in text
+    assert f"Adam at a high learning rate ({TINY.high_lr_adam}, Adam lr 0.1, softmax-MSE): it trained" in text
     assert text != summarise(TINY, demo.results)
+
+
+def test_summary_states_the_mechanism_from_the_causes(demo):
+    """Mark softmax saturation supported (with its numbers) and recovery failed in the probe's
+    lr 0.1 softmax-MSE run: the summary's mechanism line names it; unsupported causes are not named."""
+    fs = demo.results["first_step"]
+    runs = []
+    for run in fs.runs:
+        if run.loss == "mse-softmax" and run.lr == 0.1:
+            causes = []
+            for c in run.causes:
+                c = dict(c)
+                c["supported"] = c["name"] in ("softmax_saturation", "no_recovery")
+                if c["name"] == "softmax_saturation":
+                    c["numbers"] = {**c["numbers"], "saturation_end": 0.97}
+                causes.append(c)
+            run = dataclasses.replace(run, causes=tuple(causes),
+                                      adam=dataclasses.replace(run.adam, recovered=False))
+        runs.append(run)
+    results = {**demo.results, "first_step": dataclasses.replace(fs, runs=tuple(runs))}
+    text = summarise(TINY, results)
+    line = next(ln for ln in text.splitlines() if ln.strip().startswith("→ mechanism"))
+    assert "softmax saturation (97% of samples with max p > 1 − 1e-4" in line
+    assert "curvature overshoot" not in line and "output collapse" not in line
+    assert "Adam does not train again within 2 steps" in line
 
 
 def test_refuses_a_foreign_folder_and_replaces_its_own(tmp_path, demo):

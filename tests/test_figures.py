@@ -203,16 +203,27 @@ def test_first_step_causes_table(results, tmp_path):
     import json
 
     d = json.loads((results / "first_step.json").read_text())
-    res = CliRunner().invoke(main, ["table", str(results / "first_step.json")])
-    if not any("causes" in r for r in d["runs"]):  # a probe that records no causes: skipped, said so
+    res = CliRunner().invoke(main, ["table", str(results / "first_step.json"), "--latex"])
+    causes = [(r, c) for r in d["runs"] for c in r.get("causes") or []]
+    if not causes:  # a probe that records no causes: skipped, and said so
         assert res.exit_code == 1 and "records no causes" in res.output
+    else:
+        assert res.exit_code == 0 and balanced(res.output)
+        body = res.output.split("\\midrule")[1].split("\\bottomrule")[0].strip().splitlines()
+        assert len(body) == len(causes)  # one row per cause and learning rate
+        for line, (run, c) in zip(body, causes):
+            cells = line.rstrip(" \\").split(" & ")
+            assert cells[0] == c["name"].replace("_", "\\_") and float(cells[1]) == run["lr"]
+            assert cells[-2] == ("yes" if c["supported"] else "no")  # evidence is the last column
     for r in d["runs"]:
-        r["causes"] = [{"name": "sign-like step", "supported": True, "evidence": "‖Δ‖ = 47× SGD's"},
+        r.pop("loss", None)
+        r["causes"] = [{"name": "sign-like step", "supported": True, "evidence": "‖Δ‖ = 47× SGD's, |g| < 1e-3"},
                        {"name": "dead ReLUs", "supported": False, "evidence": "0% & 50%"}]
     p = tmp_path / "fs.json"
     p.write_text(json.dumps(d))
     tex = run_cli("table", p, "--latex")
     assert balanced(tex) and "sign-like step & 0.1 & yes" in tex and "0\\% \\& 50\\%" in tex
+    assert "\\textbar{}g\\textbar{} \\textless{} 1e-3" in tex and "$\\|\\Delta\\|$" in tex
     body = tex.split("\\midrule")[1].split("\\bottomrule")[0].strip().splitlines()
     assert len(body) == 2 * len(d["runs"])
 
@@ -265,3 +276,43 @@ def test_vtp_leaves_out_uncomputed_cells(tmp_path):
     v = read_vtp(str(tmp_path / "p.vtp"))
     assert v.point_data["computed"].tolist() == done.ravel().astype(int).tolist()
     assert 11 not in {i for q in v.polys for i in q}
+
+
+def test_rendering_leaves_the_callers_matplotlib_settings_alone(results, tmp_path):
+    import matplotlib
+
+    from landscape.report.figures import FigureOptions, render_figure
+
+    backend = matplotlib.get_backend()
+    with matplotlib.rc_context({"font.size": 31.0, "pdf.fonttype": 3}):
+        render_figure([str(results / "plane.h5")], str(tmp_path / "a.pdf"), options=FigureOptions(dpi=40))
+        assert matplotlib.rcParams["font.size"] == 31.0 and matplotlib.rcParams["pdf.fonttype"] == 3
+    assert matplotlib.get_backend() == backend
+    # and the user's settings do not leak into the figure: same bytes as without them
+    render_figure([str(results / "plane.h5")], str(tmp_path / "b.pdf"), options=FigureOptions(dpi=40))
+    assert (tmp_path / "a.pdf").read_bytes() == (tmp_path / "b.pdf").read_bytes()
+
+
+def test_pca_trajectory_accuracy_panels_and_empty_range(results, tmp_path):
+    import h5py
+
+    from landscape.errors import LandscapeError
+    from landscape.report.figures import FigureOptions, render_figure
+
+    run_cli("slice", results / "run" / "epoch_002.pt", "--direction", "pca", "--trajectory", results / "run",
+            "--range", "-1:1:4", "--subset", "64", "--no-test", "--out", tmp_path / "pca.h5")
+    out = tmp_path / "pca.svg"
+    res = render_figure([str(tmp_path / "pca.h5")], str(out), options=FigureOptions(levels=5))
+    svg = out.read_text(encoding="utf-8")
+    assert res.panels == ("train loss",) and 'id="trajectory"' in svg
+    with h5py.File(tmp_path / "pca.h5", "r") as f:
+        ev = np.asarray(f.attrs["explained_variance_ratio"], dtype=float)
+    assert f"PC1 ({100 * ev[0]:.1f}%)" in svg  # the axis says how much of the trajectory it explains
+
+    acc = render_figure([str(results / "plane.h5")], str(tmp_path / "acc.png"),
+                        options=FigureOptions(quantity="acc", levels=4, dpi=40))
+    with h5py.File(results / "plane.h5", "r") as f:
+        a = np.concatenate([np.asarray(f["train_acc"]).ravel(), np.asarray(f["test_acc"]).ravel()])
+    np.testing.assert_allclose(acc.levels, np.linspace(a.min(), a.max(), 5))  # accuracy: even levels
+    with pytest.raises(LandscapeError, match="colour range .* is empty"):
+        render_figure([str(results / "plane.h5")], str(tmp_path / "x.png"), options=FigureOptions(zmax=1e-3))

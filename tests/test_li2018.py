@@ -93,6 +93,31 @@ def test_li_surface_in_figure_and_report(tmp_path):
     assert np.nanmax(acc) <= 1.0
 
 
+def test_li_surface_to_vtp_and_1d_files(tmp_path):
+    from landscape.report.slices import read_slice_h5
+    from landscape.report.vtk import read_vtp
+
+    x, y = np.linspace(-1, 1, 4), np.linspace(-0.5, 0.5, 3)
+    path = tmp_path / "li.h5"
+    write_li_surface(path, x, y)
+    out = run_cli("export-vtk", path, "--out", tmp_path / "li.vtp", "--quantity", "test_acc")
+    assert "read as a Li et al. (2018) surface file" in out and "12 points, 6 quadrilaterals" in out
+    v = read_vtp(str(tmp_path / "li.vtp"))
+    X, Y = np.meshgrid(x, y, indexing="ij")
+    np.testing.assert_allclose(v.points[:, 2], (0.9 - 0.1 * loss_at(X, Y) - 0.02).ravel(), rtol=1e-12)
+    np.testing.assert_array_equal(v.points[:, :2], np.c_[X.ravel(), Y.ravel()])
+
+    one = tmp_path / "li_1d.h5"
+    with h5py.File(one, "w") as f:  # their 1-D files: xcoordinates only, -1 where not computed
+        f["xcoordinates"] = x
+        f["train_loss"] = np.array([0.5, 0.25, -1.0, 0.75])
+        f["train_acc"] = np.array([80.0, 90.0, -1.0, 70.0])
+    data = read_slice_h5(one)
+    assert data.ndim == 1 and data.attrs["format"] == "li2018"
+    np.testing.assert_array_equal(data.values["train_acc"], [0.8, 0.9, np.nan, 0.7])
+    assert data.computed.tolist() == [True, True, False, True]
+
+
 def test_our_own_files_are_not_taken_for_li(tmp_path):
     path = tmp_path / "ours.h5"
     with h5py.File(path, "w") as f:

@@ -15,7 +15,7 @@ from landscape.cli import main
 from landscape.data import load_data
 from landscape.errors import LandscapeError, SpecError
 from landscape.hessian.tracking import read_sharpness
-from landscape.models import ModelSpec, build_model
+from landscape.models import build_model
 from landscape.params import ParamSpace
 
 SPEC = "mlp:hidden=8,act=tanh"
@@ -79,8 +79,9 @@ def test_hand_written_loop_keeps_spike_checkpoints_and_tracks_exact_sharpness(tm
     loader = DataLoader(TensorDataset(x, y), batch_size=40, shuffle=True, generator=torch.Generator().manual_seed(1))
     out = tmp_path / "run"
     # keep=1: the epoch before a spike stays in memory, so epoch_{k-1,k,k+1}.pt are written
+    # the registry spec is recognised (build_model tags the model); only the data spec is passed
     mon = Monitor(model, opt, train=loader, loss=nn.CrossEntropyLoss(), out=out, every=12, subset=96, keep=1,
-                  model_spec=ModelSpec(SPEC, ds.num_classes, tuple(ds.input_shape)), data="digits")
+                  data="digits")
     k = 6
     snaps = _loop(model, opt, loader, 9, mon=mon, snap_at=(12,), spike_at=k, x_test=xt, y_test=yt)
     mon.close()
@@ -181,6 +182,11 @@ def test_monitor_never_changes_training(tmp_path, digits, opt_name):
                if isinstance(plain[1][i][n], torch.Tensor))
     assert torch.equal(plain[2], watched[2]) and watched[3]
     mon = watched[4]
+    from landscape.objective import Objective
+
+    final = Objective(mon.model, xt, yt).evaluate()  # the cached test objective follows weights and BN buffers
+    assert mon.history[-1]["test_loss"] == pytest.approx(final.loss, rel=1e-6)
+    assert mon.history[-1]["test_acc"] == final.acc
     assert [r["step"] for r in mon.sharpness_rows] == [1, 2, 4, 6, 8, 10] and all(math.isfinite(r["lambda_max"]) for r in mon.sharpness_rows)
     assert [r["epoch"] for r in mon.history] == [0, 1] and all(0 <= r["test_acc"] <= 1 for r in mon.history)
 
@@ -206,3 +212,11 @@ def test_monitor_refuses_bad_arguments(tmp_path, digits):
     mon.close()
     with pytest.raises(LandscapeError, match="closed"):
         mon.step()
+
+
+def test_wrapped_models_are_unwrapped(tmp_path, digits):
+    x, y, *_ = digits
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    mon = Monitor(nn.DataParallel(model), opt, train=(x, y), out=tmp_path, every=0)
+    assert mon.model is model and set(mon.payload()["model_state_dict"]) == {"1.weight", "1.bias"}

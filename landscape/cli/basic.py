@@ -53,7 +53,9 @@ from . import main
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--width", type=float, default=1.0, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
-@click.option("--out", "out_dir", required=True, type=click.Path(), help="Run folder for epoch_XXX.pt and log.csv.")
+@click.option("--out", "out_dir", required=True, type=click.Path(), help="Run folder for epoch_XXX.pt and log.csv (refused if it holds another run).")
+@click.option("--overwrite", is_flag=True, help="Replace the run in --out (its log, checkpoints, sharpness.csv, spikes.json are removed first).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last epoch checkpoint up to --epochs (same configuration required).")
 @click.option("--save-around-spikes", is_flag=True,
               help="Keep the last 2 epochs' checkpoints in memory and write them, and the next one, when the test loss spikes.")
 @click.option("--spike-threshold", type=float, default=5.0, show_default=True,
@@ -65,8 +67,11 @@ from . import main
 @click.option("--track-batches", type=int, default=10, show_default=True, help="Mini-batches averaged for the tracked batch sharpness (minibatch SGD).")
 def train_cmd(out_dir: str, save_steps: str, beta1: float, beta2: float, save_around_spikes: bool,
               spike_threshold: float, full_batch: bool, track_every: Optional[int],
-              track_subset: Optional[int], track_batches: int, **kwargs) -> None:
+              track_subset: Optional[int], track_batches: int, overwrite: bool, resume: bool,
+              **kwargs) -> None:
     """Train a model and keep checkpoints and a log (for Adam-vs-SGD style studies)."""
+    if overwrite and resume:
+        raise click.UsageError("--overwrite and --resume exclude each other")
     steps = _int_list(save_steps)
     ds = load_data(kwargs["data"]) if full_batch else None
     if full_batch:
@@ -77,7 +82,10 @@ def train_cmd(out_dir: str, save_steps: str, beta1: float, beta2: float, save_ar
     watch = MonitorConfig(track_every=track_every or 0, track_subset=track_subset, track_batches=track_batches,
                           save_around_spikes=save_around_spikes, spike_threshold=spike_threshold)
     monitors: list = []
-    history = train(cfg, out_dir, dataset=ds, monitor=watch, on_monitor=monitors.append)
+    existing = "overwrite" if overwrite else "resume" if resume else "refuse"
+    history = train(cfg, out_dir, dataset=ds, monitor=watch, on_monitor=monitors.append, existing=existing)
+    if resume and history:
+        click.echo(f"resumed at epoch {int(history[0]['epoch']) - 1}")
     mon = monitors[0] if monitors else None
     if save_around_spikes and mon is not None:
         click.echo(f"spikes during training: {len(mon.spikes)}"

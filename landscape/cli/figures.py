@@ -106,6 +106,8 @@ def export_vtk_cmd(surface: str, out_path: str, quantity: str, log: bool, zmax: 
     from ..report.vtk import export_vtp
 
     res = export_vtp(surface, out_path, quantity=quantity, log=log, zmax=zmax)
+    for note in res.notes:
+        click.echo(note)
     click.echo(f"wrote {res.out} ({res.n_points} points, {res.n_polys} quadrilaterals, z = "
                f"{'ln(' if log else ''}{quantity}{' clipped at ' + format(zmax, 'g') if zmax is not None else ''}"
                f"{' + 0.1)' if log else ''})")

@@ -74,7 +74,7 @@ RULES = {
     "momentum": NON_NEGATIVE, "switch_momentum": NON_NEGATIVE, "weight_decay": NON_NEGATIVE,
     "dampening": NON_NEGATIVE, "lr_decay": NON_NEGATIVE, "initial_accumulator_value": NON_NEGATIVE,
     "adaptive_eta": NON_NEGATIVE, "min_rise": NON_NEGATIVE, "flush_seconds": NON_NEGATIVE,
-    "beta1": UNIT_OPEN, "beta2": UNIT_OPEN, "dirs": Rule(lo=1, hi=2),
+    "beta1": UNIT_OPEN, "beta2": UNIT_OPEN, "small_grad": Rule(lo=0, lo_open=True, hi=1, hi_open=True), "dirs": Rule(lo=1, hi=2),
 }
 
 

@@ -10,7 +10,11 @@ Every product is over the Objective's whole evaluation set (its own batches, its
   first backward per product, at the price of keeping every batch's graph in memory;
 - ``"auto"`` (default): ``"cached"`` when the graphs fit a memory budget (measured on the first
   batch with saved-tensor hooks, extrapolated to all batches; default budget: a quarter of the
-  machine's memory, at most 8 GiB, or half of the free GPU memory), otherwise ``"fwd"``.
+  machine's memory, at most 8 GiB, or half of the GPU memory free at that moment as
+  ``torch.cuda.mem_get_info`` reports it), otherwise ``"fwd"``; running out of GPU memory while
+  building the graphs anyway (memory taken meanwhile) also falls back to ``"fwd"``.
+
+On a GPU the operator turns TF32 off (:func:`exact_float32`): products stay float32-exact.
 
 Measured on 2 CPU cores (24k-parameter BN-CNN, 256 CIFAR-shaped images, batch 128, process CPU
 time): one product costs 3.4× a forward+backward with ``fwd``, 2.9× with ``rev`` and 1.9× with
@@ -85,6 +89,8 @@ class HessianOperator(LinearOperator):
                  cache_budget: Optional[int] = None, batched: bool = False) -> None:
         if method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}")
+        if objective.device.type == "cuda":
+            exact_float32()
         self.objective = objective
         self.theta = (objective.theta0 if theta is None else theta).detach().to(
             device=objective.device, dtype=objective.dtype)
@@ -146,6 +152,13 @@ class HessianOperator(LinearOperator):
         return out
 
 
+def exact_float32() -> None:
+    """TF32 off for CUDA matmuls and cuDNN convolutions (cuDNN's default is on): float32 Hessian
+    products on Ampere and later GPUs then carry float32's rounding, not TF32's 10-bit mantissa."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+
+
 def default_cache_budget(device: torch.device) -> int:
     """Bytes the cached gradient graphs may take: half the free GPU memory, or a quarter of the
     machine's memory (at most 8 GiB) on the CPU."""
@@ -175,6 +188,21 @@ class _GradientGraphs:
         space = objective.space
         leaves = [t.detach().clone().requires_grad_(True) for t in space.unflatten(theta).values()]
         named = dict(zip(space.names, leaves))
+        try:
+            return cls._build(objective, leaves, named, budget, required=required)
+        except torch.cuda.OutOfMemoryError:
+            # the free memory the budget was taken from went to someone else: fall back to
+            # products that keep no graphs (or say so, when cached products were required)
+            if objective.device.type == "cuda":
+                torch.cuda.empty_cache()
+            if required:
+                raise MemoryError("cached Hessian products ran out of GPU memory while building "
+                                  "the gradient graphs") from None
+            return None
+
+    @classmethod
+    def _build(cls, objective: Objective, leaves: List[torch.Tensor], named: dict, budget: int, *,
+               required: bool) -> Optional[_GradientGraphs]:
         batches = list(objective.batches())
         graphs: List[Tuple[List[torch.Tensor], List[int]]] = []
         for i, (xb, yb) in enumerate(batches):

@@ -27,7 +27,7 @@ import csv
 import math
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 import torch
 
@@ -93,6 +93,16 @@ class SharpnessTracker:
             if is_main():
                 with open(self.path, "a", newline="") as f:
                     csv.DictWriter(f, fieldnames=SHARPNESS_COLUMNS).writerow(row)
+
+    def restore(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Keep the rows a resumed run measured before (written back as they were read)."""
+        for r in rows:
+            self.rows.append({k: _as_number(v) for k, v in r.items()})
+        if is_main() and rows:
+            with open(self.path, "a", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=SHARPNESS_COLUMNS, extrasaction="ignore")
+                for r in rows:
+                    writer.writerow(dict(r))
 
     def _objective(self, model: torch.nn.Module) -> Objective:
         if self.objective is None:
@@ -174,3 +184,10 @@ def edge_of_stability_summary(cols: Dict[str, list], *, key: str = "sharpness", 
     return {"first": vals[0], "first_ratio": vals[0] / thr[0], "peak": max(vals), "threshold": thr[-1],
             "from_step": float(cols["step"][start]), "last_mean_ratio": sum(ratios) / len(ratios),
             "last_min_ratio": min(ratios), "last_max_ratio": max(ratios), "measurements": float(len(vals))}
+
+
+def _as_number(value: Any) -> Any:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return value

@@ -70,9 +70,12 @@ def build_model(spec: str, *, num_classes: int = 10, input_shape: Sequence[int] 
     kwargs = parse_kwargs(arg)
     shape_kw = {"input_shape": tuple(input_shape)} if wants_shape else {"in_channels": int(input_shape[0])}
     try:
-        return factory(num_classes=num_classes, width=width, **shape_kw, **kwargs)
+        model = factory(num_classes=num_classes, width=width, **shape_kw, **kwargs)
     except TypeError as exc:
         raise SpecError(f"bad options for model {head!r}: {exc}") from None
+    # How to rebuild it: landscape.Monitor records this in checkpoints (no --model needed later).
+    model.landscape_spec = ModelSpec(spec, int(num_classes), tuple(int(s) for s in input_shape), float(width))
+    return model
 
 
 def _user_factory(spec: str, num_classes: int) -> nn.Module:

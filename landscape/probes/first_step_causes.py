@@ -174,7 +174,8 @@ def adam_causes(adam: Any, sgd: Any, *, steps: int, majority: float, collapse_be
             no_recovery(adam, sgd, steps, majority)]
 
 
-def _phrase(c: Mapping[str, Any], adam: Any) -> str:
+def cause_phrase(c: Mapping[str, Any], adam: Any) -> str:
+    """A supported cause in a few words with its numbers (for sentences and summaries)."""
     n = c["numbers"]
     name = c["name"]
     if name == "softmax_saturation":
@@ -197,7 +198,7 @@ def _phrase(c: Mapping[str, Any], adam: Any) -> str:
 def mechanism(causes: Sequence[Mapping[str, Any]], adam: Any, *, lr: float, loss: str, steps: int) -> str:
     """One sentence naming the supported causes with their numbers."""
     by: Dict[str, Mapping[str, Any]] = {c["name"]: c for c in causes}
-    named = [_phrase(c, adam) for c in causes if c["supported"] and c["name"] != "no_recovery"]
+    named = [cause_phrase(c, adam) for c in causes if c["supported"] and c["name"] != "no_recovery"]
     if by["no_recovery"]["supported"]:
         head = (f"Adam at lr {lr:g} under {loss} does not train again within {steps} steps "
                 f"(accuracy {adam.curve['acc'][-1]:.2f})")

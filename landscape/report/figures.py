@@ -148,21 +148,41 @@ def _read_tracked(path: Path) -> Dict[str, list]:
 # matplotlib set-up
 
 
-def _pyplot(opts: FigureOptions, font: float) -> Any:
-    import matplotlib
+class _Canvas:
+    """The few pyplot-like calls the drawing functions use, on plain :class:`matplotlib.figure.Figure`
+    objects: no pyplot, no global backend switch, no figure registry to leak into."""
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    @staticmethod
+    def subplots(nrows: int, ncols: int, *, figsize: Tuple[float, float], layout: Optional[str] = None,
+                 **kw: Any) -> Tuple[Any, Any]:
+        from matplotlib.figure import Figure
 
-    plt.rcdefaults()
-    plt.rcParams.update({
+        fig = Figure(figsize=figsize, layout=layout)
+        return fig, fig.subplots(nrows, ncols, **kw)
+
+    @staticmethod
+    def figure(*, figsize: Tuple[float, float]) -> Any:
+        from matplotlib.figure import Figure
+
+        return Figure(figsize=figsize)
+
+    @staticmethod
+    def get_cmap(name: str) -> Any:
+        import matplotlib
+
+        return matplotlib.colormaps[name]
+
+
+def _style_rc(opts: FigureOptions, font: float) -> Dict[str, Any]:
+    """Settings applied on top of matplotlib's defaults (never the user's matplotlibrc), inside an
+    ``rc_context`` so the caller's own settings are untouched."""
+    return {
         "pdf.fonttype": 42, "ps.fonttype": 42, "svg.fonttype": "path", "svg.hashsalt": "landscape",
         "font.size": font, "axes.titlesize": font, "axes.labelsize": font, "legend.fontsize": font * 0.85,
         "xtick.labelsize": font * 0.85, "ytick.labelsize": font * 0.85, "figure.dpi": 100,
         "axes.linewidth": 0.6 if opts.style == "paper" else 1.0,
         "lines.linewidth": 1.1 if opts.style == "paper" else 2.0, "savefig.bbox": "standard",
-    })
-    return plt
+    }
 
 
 def _figure_size(opts: FigureOptions, n_panels: int) -> Tuple[float, float]:
@@ -211,7 +231,10 @@ def contour_levels(z: Sequence[np.ndarray], *, n: int, log: bool, vmin: Optional
         if lo <= 0:
             raise LandscapeError(f"--vmin {lo:g}: log-spaced levels need a positive minimum; use --linear")
     if not hi > lo:
-        hi = lo + (abs(lo) or 1.0) * 1e-6 if not log else lo * (1 + 1e-6)
+        if vmin is not None or vmax is not None:
+            raise LandscapeError(f"the colour range [{lo:g}, {hi:g}] is empty: --vmin/--vmax/--zmax must leave "
+                                 "room above the smallest value")
+        hi = lo + (abs(lo) or 1.0) * 1e-6 if not log else lo * (1 + 1e-6)  # a flat surface
     return np.geomspace(lo, hi, n + 1) if log else np.linspace(lo, hi, n + 1)
 
 
@@ -257,7 +280,7 @@ def _draw_contour(plt: Any, inp: _Input, opts: FigureOptions) -> Tuple[Any, Tupl
         ax.contour(data.x, data.y, zc.T, levels=levels, colors="white", linewidths=0.25, alpha=0.6)
         if data.trajectory is not None:
             ax.plot(data.trajectory[:, 0], data.trajectory[:, 1], "-o", color="white", ms=2.5, lw=1.0,
-                    markeredgecolor="black", markeredgewidth=0.3)
+                    markeredgecolor="black", markeredgewidth=0.3, gid="trajectory")
         for m in data.markers:
             ax.plot([m.x], [m.y], marker="*", color="red", ms=8 if opts.style == "paper" else 14,
                     markeredgecolor="black", markeredgewidth=0.4, linestyle="none", gid="checkpoint-marker")
@@ -273,6 +296,8 @@ def _draw_contour(plt: Any, inp: _Input, opts: FigureOptions) -> Tuple[Any, Tupl
 
 
 def _draw_surface(plt: Any, inp: _Input, opts: FigureOptions) -> Tuple[Any, Tuple[str, ...], Tuple[float, ...]]:
+    from matplotlib.ticker import MaxNLocator
+
     data = inp.data
     panels = _slice_panels(data, opts)
     zs = [np.minimum(z, opts.zmax) if opts.zmax is not None else z for _, z in panels]
@@ -298,6 +323,8 @@ def _draw_surface(plt: Any, inp: _Input, opts: FigureOptions) -> Tuple[Any, Tupl
         ax.set_xlabel(xl.split(" ")[0])
         ax.set_ylabel(yl.split(" ")[0])
         ax.set_zlabel(_quantity_label(opts.quantity))
+        for axis in (ax.xaxis, ax.yaxis, ax.zaxis):
+            axis.set_major_locator(MaxNLocator(5))
         ax.view_init(elev=30, azim=-60)
     fig.subplots_adjust(left=0.02, right=0.95, bottom=0.05, top=0.9, wspace=0.1)
     return fig, tuple(f"{s} {opts.quantity}" for s, _ in panels), ()
@@ -425,6 +452,7 @@ def _draw_first_step(plt: Any, inp: _Input, opts: FigureOptions) -> Tuple[Any, T
     fig, axes = plt.subplots(1, len(runs), figsize=(w, h), squeeze=False, sharey=True, layout="constrained")
     y = np.arange(len(names))
     bar = 0.4
+    several_losses = len({str(r.get("loss")) for r in runs}) > 1  # runs of --compare-losses
     for ax, run in zip(axes[0], runs):
         for k, opt in enumerate(("adam", "sgd")):
             rec = run.get(opt)
@@ -437,13 +465,14 @@ def _draw_first_step(plt: Any, inp: _Input, opts: FigureOptions) -> Tuple[Any, T
         ax.axvline(1.0, color=COLORS["threshold"], lw=0.6, ls=":")
         ax.set_xscale("log")
         lr = fnum(run.get("lr"))
-        ax.set_title(f"η = {lr:g}" if lr is not None else "")
+        title = f"η = {lr:g}" if lr is not None else ""
+        ax.set_title(title + (f", {run.get('loss')}" if several_losses else ""))
         ax.set_xlabel("‖ΔW‖ / ‖W‖ after step 1")
         ax.grid(axis="x", alpha=0.3, lw=0.4)
     axes[0][0].set_yticks(y, names)
     axes[0][0].invert_yaxis()
     axes[0][0].legend(loc="best", frameon=False)
-    return fig, tuple(f"lr {r.get('lr')}" for r in runs), ()
+    return fig, tuple(f"lr {r.get('lr')}" + (f" {r.get('loss')}" if several_losses else "") for r in runs), ()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -503,20 +532,23 @@ def render_figure(inputs: Sequence[str], out: str, *, options: Optional[FigureOp
     loaded = [_load(p) for p in inputs]
     kind = _resolve_kind(loaded, opts.kind)
     font = opts.font_size if opts.font_size is not None else _STYLE[opts.style][1]
-    plt = _pyplot(opts, font)
+    import matplotlib
+    from mpl_toolkits.mplot3d import Axes3D  # noqa: F401  (registers the 3-D projection)
+
+    plt = _Canvas()
     draw = {"contour": lambda: _draw_contour(plt, loaded[0], opts),
             "surface": lambda: _draw_surface(plt, loaded[0], opts),
             "line": lambda: _draw_lines(plt, loaded, opts),
             "density": lambda: _draw_density(plt, loaded[0], opts),
             "eos": lambda: _draw_eos(plt, loaded, opts),
             "first-step": lambda: _draw_first_step(plt, loaded[0], opts)}[kind]
-    fig, panels, levels = draw()
-    try:
+    with matplotlib.rc_context():
+        matplotlib.rcdefaults()  # undone when the context ends
+        matplotlib.rcParams.update(_style_rc(opts, font))
+        fig, panels, levels = draw()
         if opts.title:
             fig.suptitle(opts.title)
         _save(fig, out_path, fmt, opts.dpi)
-    finally:
-        plt.close(fig)
     notes = tuple(n for i in loaded for n in i.notes)
     return FigureResult(out=str(out_path), format=fmt, kind=kind, panels=panels, notes=notes, levels=levels)
 

@@ -125,19 +125,21 @@ def hessian_table(items: Sequence[Tuple[Mapping[str, Any], str]]) -> Table:
 def causes_table(d: Mapping[str, Any], *, source: str) -> Optional[Table]:
     """The first-step probe's candidate causes per learning rate (None when it records none)."""
     rows: List[Tuple[Cell, ...]] = []
-    for run in d.get("runs") or []:
-        if not isinstance(run, Mapping) or not isinstance(run.get("causes"), list):
-            continue
+    runs = [r for r in d.get("runs") or [] if isinstance(r, Mapping) and isinstance(r.get("causes"), list)]
+    with_loss = any(isinstance(r.get("loss"), str) for r in runs)  # runs of --compare-losses
+    for run in runs:
         for c in run["causes"]:
             if not isinstance(c, Mapping):
                 continue
             sup = c.get("supported")
-            rows.append((str(c.get("name", "?")), Num(fnum(run.get("lr"))),
+            loss: Tuple[Cell, ...] = (str(run.get("loss") or "—"),) if with_loss else ()
+            rows.append((str(c.get("name", "?")), Num(fnum(run.get("lr"))), *loss,
                          "yes" if sup is True else ("no" if sup is False else "undecided"),
                          str(first_key(c, "evidence") or "")))
     if not rows:
         return None
-    return Table("causes", f"First-step causes — {short_path(source)}", ("cause", "lr", "supported", "evidence"),
+    cols = ("cause", "lr", *(("loss",) if with_loss else ()), "supported", "evidence")
+    return Table("causes", f"First-step causes — {short_path(source)}", cols,
                  tuple(rows), "candidate causes of Adam's first-step blow-up and what the measurements say")
 
 
@@ -182,9 +184,13 @@ _LATEX_TEXT = {
     "λ": r"$\lambda$", "ε": r"$\varepsilon$", "σ": r"$\sigma$", "η": r"$\eta$", "ρ": r"$\rho$", "β": r"$\beta$",
     "₁": r"$_1$", "₂": r"$_2$", "⁻¹": r"$^{-1}$", "−": "-", "—": "--", "–": "--", "±": r"$\pm$", "·": r"$\cdot$",
     "≤": r"$\le$", "≥": r"$\ge$", "×": r"$\times$", "‖": r"$\|$", "→": r"$\to$",
+    "Δ": r"$\Delta$", "θ": r"$\theta$", "α": r"$\alpha$", "γ": r"$\gamma$", "δ": r"$\delta$", "μ": r"$\mu$",
+    "∇": r"$\nabla$", "≈": r"$\approx$", "≪": r"$\ll$", "≫": r"$\gg$", "∞": r"$\infty$", "√": r"$\surd$",
+    "ᵀ": r"$^{\top}$", "²": r"$^2$", "⁴": r"$^4$", "⁻": r"$^-$", "°": r"$^\circ$",
 }
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                  "|": r"\textbar{}", "<": r"\textless{}", ">": r"\textgreater{}"}
 
 
 _LATEX_LABELS = {
@@ -214,10 +220,8 @@ def latex_text(text: str) -> str:
             out.append(_LATEX_SPECIAL[ch])
         elif ch in _LATEX_TEXT:
             out.append(_LATEX_TEXT[ch])
-        elif ord(ch) < 128:
-            out.append(ch)
         else:
-            out.append("?")
+            out.append(ch)  # other characters as they are (UTF-8 input; accented letters work in pdflatex)
         i += 1
     return "".join(out).replace("$$", "")
 

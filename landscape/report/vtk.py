@@ -35,10 +35,11 @@ class VtpResult:
     n_polys: int
     log: bool
     zmax: Optional[float]
+    notes: Tuple[str, ...] = ()
 
     def to_json(self) -> dict:
         return {"out": self.out, "quantity": self.quantity, "n_points": self.n_points, "n_polys": self.n_polys,
-                "log": self.log, "zmax": self.zmax}
+                "log": self.log, "zmax": self.zmax, "notes": list(self.notes)}
 
 
 def surface_heights(z: np.ndarray, *, log: bool = False, zmax: Optional[float] = None) -> np.ndarray:
@@ -123,7 +124,8 @@ def export_vtp(path: str, out: str, *, quantity: str = "train_loss", log: bool =
     tmp = out_path.with_name(out_path.name + ".tmp")
     ET.ElementTree(root).write(tmp, encoding="utf-8", xml_declaration=True)
     tmp.replace(out_path)
-    return VtpResult(str(out_path), quantity, nx * ny, int(len(quads)), log, zmax)
+    return VtpResult(str(out_path), quantity, nx * ny, int(len(quads)), log, zmax,
+                     tuple(str(n) for n in data.attrs.get("read_notes") or ()))
 
 
 @dataclass(frozen=True)

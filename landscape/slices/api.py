@@ -176,12 +176,12 @@ def slice_checkpoint(checkpoint: Optional[str] = None, config: Optional[SliceCon
     from ..session import open_session
 
     config, session_kwargs = _split(SliceConfig, config, dict(kwargs))
-    _check_output(config.eval_batch_size, config.flush_seconds)
+    _check_eval_options(config.eval_batch_size, config.flush_seconds)
     seed = int(session_kwargs.get("seed", 0) or 0)
     source = source_for(config, seed=seed, trust=bool(session_kwargs.get("trust", False)))
     if config.plane and checkpoint:
         raise LandscapeError("--plane A B C centres the slice on A; do not pass CHECKPOINT as well")
-    centre_path = source.centre() if config.plane else (checkpoint or source.centre())
+    centre_path = checkpoint or source.centre()
     if not centre_path:
         raise LandscapeError("missing CHECKPOINT")
 
@@ -219,7 +219,7 @@ def slice_checkpoint(checkpoint: Optional[str] = None, config: Optional[SliceCon
                            extra=_extra_writer, desc=f"slice {source.kind}")
 
 
-def _check_output(batch_size: BatchSize, flush_seconds: float) -> None:
+def _check_eval_options(batch_size: BatchSize, flush_seconds: float) -> None:
     if batch_size is not None and batch_size != "auto":
         check_batch_size(batch_size, name="--batch-size")
     if not (flush_seconds >= 0):
@@ -253,7 +253,7 @@ def interpolate_checkpoints(a: str, b: str, config: Optional[InterpolateConfig] 
     from ..session import open_session
 
     config, session_kwargs = _split(InterpolateConfig, config, dict(kwargs))
-    _check_output(config.eval_batch_size, config.flush_seconds)
+    _check_eval_options(config.eval_batch_size, config.flush_seconds)
     source = InterpolationSource(a=a, b=b, trust=bool(session_kwargs.get("trust", False)))
     session = open_session(a, **session_kwargs)
     made = source.make(session)
