@@ -286,6 +286,7 @@ class Monitor:
         self.meta = self._meta(model, loss, model_spec, data, meta or {})
         self.history: List[Dict[str, float]] = []
         self.keeper = SpikeKeeper(self.out, keep=keep, after=after, cfg=self.spike_cfg)
+        self._eval_objectives: Dict[int, Objective] = {}
         self._loss_sum, self._loss_n = 0.0, 0
         self._closed = False
         if is_main():
@@ -392,11 +393,22 @@ class Monitor:
         return row
 
     def evaluate(self, data: Data) -> Any:
-        """Loss and accuracy at the live weights on ``data`` (model in eval mode, private copy)."""
-        x, y = (data if isinstance(data, (tuple, list)) and len(data) == 2 else (data, None))
+        """Loss and accuracy at the live weights and buffers on ``data`` (model in eval mode).
+
+        The Objective over ``data`` (a private model copy; a loader's batches checked once) is
+        built on the first call and then evaluated at the live parameters and BatchNorm buffers."""
+        obj = self._eval_objectives.get(id(data))
+        if obj is None:
+            x, y = (data if isinstance(data, (tuple, list)) and len(data) == 2 else (data, None))
+            with untouched_rng(self.device):
+                obj = Objective(self.model, x, y, loss=self.loss_fn, output_fn=self.output_fn,
+                                batch_size=self.eval_batch_size, device=self.device)
+            self._eval_objectives[id(data)] = obj
+        live = dict(self.model.named_parameters())
+        theta = obj.space.flatten({n: live[n].detach() for n in obj.space.names}).to(obj.dtype)
+        buffers = {n: b.detach() for n, b in self.model.named_buffers() if n in obj._consts}
         with untouched_rng(self.device):
-            return Objective(self.model, x, y, loss=self.loss_fn, output_fn=self.output_fn,
-                             batch_size=self.eval_batch_size, device=self.device).evaluate()
+            return obj.with_buffers(buffers).evaluate(theta)
 
     def save(self, name: Optional[str] = None) -> Path:
         """Write the live weights and optimizer state now (``epoch_XXX.pt`` of the last epoch)."""
@@ -474,7 +486,7 @@ class SpikeKeeper:
 
     :meth:`observe` is called once per epoch with that epoch's checkpoint (already copied) and
     the test losses so far. The last ``keep`` epochs are held in memory; when the newest test loss
-    is a spike by :func:`landscape.probes.spikes.is_spike`, they are written with the current one
+    is a spike by :func:`landscape.probes.detection.is_spike`, they are written with the current one
     as ``epoch_XXX.pt`` (files already there are kept), then the next ``after`` epochs too, and the
     spike is appended to ``spikes.json``. Memory: ``keep + 1`` checkpoints.
     """
@@ -490,7 +502,7 @@ class SpikeKeeper:
 
     def observe(self, epoch: int, payload: dict, test_losses: List[float]) -> Optional[dict]:
         """Handle one finished epoch; returns the spike record when this epoch is one."""
-        from .probes.spikes import is_spike
+        from .probes.detection import is_spike
 
         self.window.append((epoch, payload))
         if self.pending > 0:
@@ -526,7 +538,7 @@ def _num(value: Optional[float]) -> float:
 
 
 def _detector(threshold: float) -> Any:
-    from .probes.spikes import DetectorConfig
+    from .probes.detection import DetectorConfig
 
     return DetectorConfig(threshold=float(threshold))
 

@@ -291,3 +291,28 @@ def test_rendering_leaves_the_callers_matplotlib_settings_alone(results, tmp_pat
     # and the user's settings do not leak into the figure: same bytes as without them
     render_figure([str(results / "plane.h5")], str(tmp_path / "b.pdf"), options=FigureOptions(dpi=40))
     assert (tmp_path / "a.pdf").read_bytes() == (tmp_path / "b.pdf").read_bytes()
+
+
+def test_pca_trajectory_accuracy_panels_and_empty_range(results, tmp_path):
+    import h5py
+
+    from landscape.errors import LandscapeError
+    from landscape.report.figures import FigureOptions, render_figure
+
+    run_cli("slice", results / "run" / "epoch_002.pt", "--direction", "pca", "--trajectory", results / "run",
+            "--range", "-1:1:4", "--subset", "64", "--no-test", "--out", tmp_path / "pca.h5")
+    out = tmp_path / "pca.svg"
+    res = render_figure([str(tmp_path / "pca.h5")], str(out), options=FigureOptions(levels=5))
+    svg = out.read_text(encoding="utf-8")
+    assert res.panels == ("train loss",) and 'id="trajectory"' in svg
+    with h5py.File(tmp_path / "pca.h5", "r") as f:
+        ev = np.asarray(f.attrs["explained_variance_ratio"], dtype=float)
+    assert f"PC1 ({100 * ev[0]:.1f}%)" in svg  # the axis says how much of the trajectory it explains
+
+    acc = render_figure([str(results / "plane.h5")], str(tmp_path / "acc.png"),
+                        options=FigureOptions(quantity="acc", levels=4, dpi=40))
+    with h5py.File(results / "plane.h5", "r") as f:
+        a = np.concatenate([np.asarray(f["train_acc"]).ravel(), np.asarray(f["test_acc"]).ravel()])
+    np.testing.assert_allclose(acc.levels, np.linspace(a.min(), a.max(), 5))  # accuracy: even levels
+    with pytest.raises(LandscapeError, match="colour range .* is empty"):
+        render_figure([str(results / "plane.h5")], str(tmp_path / "x.png"), options=FigureOptions(zmax=1e-3))

@@ -182,6 +182,11 @@ def test_monitor_never_changes_training(tmp_path, digits, opt_name):
                if isinstance(plain[1][i][n], torch.Tensor))
     assert torch.equal(plain[2], watched[2]) and watched[3]
     mon = watched[4]
+    from landscape.objective import Objective
+
+    final = Objective(mon.model, xt, yt).evaluate()  # the cached test objective follows weights and BN buffers
+    assert mon.history[-1]["test_loss"] == pytest.approx(final.loss, rel=1e-6)
+    assert mon.history[-1]["test_acc"] == final.acc
     assert [r["step"] for r in mon.sharpness_rows] == [1, 2, 4, 6, 8, 10] and all(math.isfinite(r["lambda_max"]) for r in mon.sharpness_rows)
     assert [r["epoch"] for r in mon.history] == [0, 1] and all(0 <= r["test_acc"] <= 1 for r in mon.history)
 

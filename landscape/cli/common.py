@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Callable, Dict, Optional, Tuple
 
 import click
@@ -34,7 +33,7 @@ def eval_options(fn: Callable) -> Callable:
         click.option("--batch-size", type=int, default=1024, show_default=True, help="Evaluation batch size."),
         click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N (cuda takes LOCAL_RANK under torchrun)."),
         click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True),
-        click.option("--bn-mode", type=click.Choice(["eval", "train"]), default="eval", show_default=True, help="BatchNorm with running statistics (eval) or per-batch statistics over the fixed batch split (train)."),
+        click.option("--bn-mode", type=click.Choice(["eval", "train"]), default="eval", show_default=True, help="BatchNorm with running statistics (eval) or per-batch statistics over the fixed batch split (train), for the reported numbers; stability verdicts always use batch statistics over the run's batch size."),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -70,15 +69,3 @@ def parse_range(text: str, *, name: str = "--range") -> Tuple[float, float, int]
     if not (lo < hi) or n < 2 or n != n:
         raise SpecError(f"{name} {text!r}: need MIN < MAX and NUM >= 2")
     return lo, hi, n
-
-
-def echo_err(msg: str) -> None:
-    click.echo(msg, err=True)
-
-
-def pass_through(fn: Callable) -> Callable:
-    @functools.wraps(fn)
-    def wrapper(*a: Any, **k: Any) -> Any:
-        return fn(*a, **k)
-
-    return wrapper

@@ -231,7 +231,10 @@ def contour_levels(z: Sequence[np.ndarray], *, n: int, log: bool, vmin: Optional
         if lo <= 0:
             raise LandscapeError(f"--vmin {lo:g}: log-spaced levels need a positive minimum; use --linear")
     if not hi > lo:
-        hi = lo + (abs(lo) or 1.0) * 1e-6 if not log else lo * (1 + 1e-6)
+        if vmin is not None or vmax is not None:
+            raise LandscapeError(f"the colour range [{lo:g}, {hi:g}] is empty: --vmin/--vmax/--zmax must leave "
+                                 "room above the smallest value")
+        hi = lo + (abs(lo) or 1.0) * 1e-6 if not log else lo * (1 + 1e-6)  # a flat surface
     return np.geomspace(lo, hi, n + 1) if log else np.linspace(lo, hi, n + 1)
 
 
@@ -277,7 +280,7 @@ def _draw_contour(plt: Any, inp: _Input, opts: FigureOptions) -> Tuple[Any, Tupl
         ax.contour(data.x, data.y, zc.T, levels=levels, colors="white", linewidths=0.25, alpha=0.6)
         if data.trajectory is not None:
             ax.plot(data.trajectory[:, 0], data.trajectory[:, 1], "-o", color="white", ms=2.5, lw=1.0,
-                    markeredgecolor="black", markeredgewidth=0.3)
+                    markeredgecolor="black", markeredgewidth=0.3, gid="trajectory")
         for m in data.markers:
             ax.plot([m.x], [m.y], marker="*", color="red", ms=8 if opts.style == "paper" else 14,
                     markeredgecolor="black", markeredgewidth=0.4, linestyle="none", gid="checkpoint-marker")
