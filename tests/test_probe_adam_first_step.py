@@ -221,6 +221,14 @@ def test_compare_losses_cli(tmp_path):
     d = json.loads(out.read_text())
     assert [(r["loss"], r["lr"]) for r in d["runs"]] == [("ce", 0.1), ("mse-softmax", 0.1)]
     assert "lr 0.1, mse-softmax: Adam at lr 0.1 under mse-softmax" in res.output
+    # every loss convention: the starting loss of each is its own (mse-sum = C/2 · mse on logits)
+    res = CliRunner().invoke(main, args + ["--compare-losses", "all"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(out.read_text())
+    assert [r["loss"] for r in d["runs"]] == ["ce", "mse", "mse-sum", "mse-softmax"]
+    start = {k: v["loss_before"] for k, v in d["by_loss"].items()}
+    assert start["mse-sum"] == pytest.approx(5 * start["mse"], rel=1e-5)
+    assert all(len(r["causes"]) == 6 and r["mechanism"] for r in d["runs"])
     res = CliRunner().invoke(main, args + ["--compare-losses", "ce,hinge"])
     assert res.exit_code != 0
     assert res.output.strip().splitlines()[-1].startswith("error: --compare-losses 'ce,hinge': unknown loss hinge")

@@ -20,7 +20,16 @@ evaluation-set loss before and after, dead ReLUs and BatchNorm input shifts
 (:mod:`~landscape.probes.activations`), the loss along each update direction (α ∈ [0, 1.5] of the
 step, with its first- and second-order model), the next ``steps`` steps of each optimizer, and
 η·λ_max at the initialisation (with the Adam step-1 preconditioned sharpness λ₁(P₁⁻¹H), P₁ =
-(1−β₁)(|g|+ε)); then a one-line verdict.
+(1−β₁)(|g|+ε), read from the optimizer's real state through :mod:`landscape.optim.families`).
+
+Mechanisms: for Adam and SGD, right after step 1 and at the end of the ``steps``, the softmax
+saturation, the full-set gradient norm, the logit scale, the between-sample share of the logits'
+variance (:func:`~landscape.probes.activations.output_stats`), dead units with BatchNorm in eval
+mode, and for Adam the first step re-applied to only the small-gradient coordinates and to only
+the large ones (:func:`amplified_experiment`). :mod:`~landscape.probes.first_step_causes` turns
+them into ``causes`` with verdicts and a one-sentence ``mechanism`` per run. With several
+``losses`` (``--compare-losses``) every measurement is repeated per loss convention, so the
+study's Adam/SGD × CE/MSE comparison is one call; ``runs`` then holds one entry per (loss, lr).
 """
 
 from __future__ import annotations
