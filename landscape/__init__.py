@@ -27,8 +27,7 @@ import importlib
 from typing import Any, Dict, Optional, Tuple
 
 from .errors import LandscapeError  # noqa: F401 (public)
-
-__version__ = "0.1.0"
+from .version import __version__  # noqa: E402,F401 (public; its own module, see version.py)
 
 # public name -> (module, attribute; None: the module itself)
 _LAZY: Dict[str, Tuple[str, Optional[str]]] = {

@@ -103,11 +103,3 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
 def shard(items: Sequence[T]) -> List[T]:
     """This rank's share of ``items``, interleaved (rank r takes items r, r+W, r+2W, ...)."""
     return list(items[rank()::world_size()])
-
-
-def shard_range(n: int) -> slice:
-    """This rank's contiguous block of ``range(n)`` (blocks differ in size by at most one)."""
-    w, r = world_size(), rank()
-    base, extra = divmod(n, w)
-    start = r * base + min(r, extra)
-    return slice(start, start + base + (1 if r < extra else 0))

@@ -492,7 +492,7 @@ class SpikeKeeper:
 
     :meth:`observe` is called once per epoch with that epoch's checkpoint (already copied) and
     the test losses so far. The last ``keep`` epochs are held in memory; when the newest test loss
-    is a spike by :func:`landscape.probes.spikes.is_spike`, they are written with the current one
+    is a spike by :func:`landscape.probes.detection.is_spike`, they are written with the current one
     as ``epoch_XXX.pt`` (files already there are kept), then the next ``after`` epochs too, and the
     spike is appended to ``spikes.json``. Memory: ``keep + 1`` checkpoints.
     """
@@ -508,7 +508,7 @@ class SpikeKeeper:
 
     def observe(self, epoch: int, payload: dict, test_losses: List[float]) -> Optional[dict]:
         """Handle one finished epoch; returns the spike record when this epoch is one."""
-        from .probes.spikes import is_spike
+        from .probes.detection import is_spike
 
         self.window.append((epoch, payload))
         if self.pending > 0:
@@ -561,7 +561,7 @@ def _num(value: Optional[float]) -> float:
 
 
 def _detector(threshold: float) -> Any:
-    from .probes.spikes import DetectorConfig
+    from .probes.detection import DetectorConfig
 
     return DetectorConfig(threshold=float(threshold))
 

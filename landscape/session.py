@@ -47,7 +47,7 @@ class Session:
 
     def provenance(self) -> dict:
         """Where the numbers came from (checkpoint path, model, data, loss, subset)."""
-        from . import __version__
+        from .version import __version__
 
         ck = self.checkpoint
         return {

@@ -128,9 +128,3 @@ def __getattr__(name: str):  # PEP 562: factories wilson_linear_<D> for any inpu
         factory.__name__ = name
         return factory
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def wilson_dim(n: int, n_test: int) -> int:
-    """Input size of ``wilson2017:n=n,test=n_test``: 6(n + n_test)."""
-    return 6 * (n + n_test)
-

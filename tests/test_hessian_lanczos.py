@@ -3,10 +3,10 @@
 import pytest
 import torch
 from cases import dense_hessian, objective_for
+from crosscheck import arpack_eigsh, power_iteration
 from torch import nn
 
-from landscape.hessian import DenseOperator, HessianOperator, eigsh, power_iteration, top_eigen
-from landscape.hessian.lanczos import arpack_eigsh
+from landscape.hessian import DenseOperator, HessianOperator, eigsh, top_eigen
 from landscape.objective import Objective
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -203,6 +203,10 @@ def test_limits_return_bounds_and_converged_false():
     assert not t.converged and t.stopped == "time_budget" and t.matvecs == 1   # one product, then over budget
     js = r.to_json()
     assert js["converged"] is False and js["stopped"] == "max_hvps" and len(js["error_bounds"]) == 5
+    # float32 cannot give 1e-9·λ_max: stop once the bounds sit at the rounding floor
+    p = eigsh(DenseOperator(_spaced_cluster(0.5)[0].float()), k=5, tol=1e-9, max_iter=300)
+    assert not p.converged and p.stopped == "precision" and p.matvecs < 60
+    assert max(p.error_bounds) < 1e-5 * 10.0
 
 
 def test_k_near_dim_is_dense_and_converged_means_the_bound_holds():
@@ -229,8 +233,11 @@ def test_k_near_dim_is_dense_and_converged_means_the_bound_holds():
 
 def test_full_basis_lanczos_does_not_claim_convergence_it_has_not_reached():
     A = _quadratic([1.0 + 1e-3 * i for i in range(30)], seed=7).float()
+    r = eigsh(DenseOperator(A), k=5, tol=1e-12, max_basis=30, converge="vectors")
+    assert r.matvecs >= 30 and not r.converged and r.stopped in ("basis", "max_hvps")
+    assert max(r.residuals) > 1e-12 * max(r.eigenvalues)
     r = eigsh(DenseOperator(A), k=5, tol=1e-12, max_basis=30)
-    assert r.matvecs >= 30 and not r.converged
+    assert not r.converged and r.stopped in ("precision", "basis")
     assert max(r.error_bounds) > 1e-12 * max(r.eigenvalues)
 
 

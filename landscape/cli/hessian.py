@@ -36,7 +36,8 @@ from .common import analysis_options, pop_session_kwargs, session_from
 @click.option("--time-budget", type=float, default=None, help="Seconds for the eigenvalue computations together; no Lanczos step is started that would end past it, and the result so far is returned with its bounds and converged: false.")
 @click.option("--block", default="1", show_default=True, help="Lanczos block size: vectors added per step, or auto (a block as large as the unconverged clusters among the Ritz values). On CPU one vector per step needs the fewest products; a block resolves near-repeated eigenvalues that single-vector Lanczos can miss.")
 @click.option("--method", type=click.Choice(["auto", "cached", "fwd", "rev"]), default="auto", show_default=True, help="Hessian-vector products: cached gradient graphs (one backward per product; auto uses them when they fit in memory), forward-over-reverse, or double backward.")
-@click.option("--backend", type=click.Choice(["landscape", "pyhessian"]), default="landscape", show_default=True, help="pyhessian: cross-check with PyPI pyhessian's power iteration.")
+@click.option("--backend", type=click.Choice(["landscape", "pyhessian"]), default="landscape", hidden=True,
+              help="Removed: the pyhessian cross-check lives in tests/crosscheck.py.")
 @click.option("--batch-sharpness", "do_batch_sharpness", is_flag=True, help="Batch sharpness E_B[g_B^T H_B g_B/|g_B|^2] over mini-batches of the training batch size (Andreyev & Beneventano 2024), with its SGD stability verdict.")
 @click.option("--train-batch-size", type=int, default=None, help="Mini-batch size for --batch-sharpness (default: the batch_size the checkpoint records).")
 @click.option("--batches", type=int, default=20, show_default=True, help="Mini-batches averaged for --batch-sharpness.")
@@ -48,13 +49,16 @@ def hessian_cmd(checkpoint: str, top_k: int, smallest: bool, do_trace: bool, tra
                 time_budget: Optional[float], block: str, method: str, backend: str,
                 do_batch_sharpness: bool, train_batch_size: Optional[int], batches: int, json_path: Optional[str], html_path: Optional[str], **kwargs) -> None:
     """Hessian spectrum of CHECKPOINT's training loss and the edge-of-stability check."""
+    if backend != "landscape":
+        raise LandscapeError("--backend pyhessian was removed: landscape no longer ships the pyhessian "
+                             "cross-check (it lives in the repository's tests/crosscheck.py)")
     options = pop_session_kwargs(kwargs)
     session = session_from(checkpoint, options)
     config = HessianConfig(top_k=top_k, smallest=smallest, trace=do_trace, density=density,
                            per_layer=per_layer, preconditioned=preconditioned, lr=lr, tol=tol,
                            seed=options.get("seed", 0), trace_matvecs=trace_matvecs,
                            density_steps=density_steps, density_runs=density_runs, method=method,
-                           backend=backend, batch_sharpness=do_batch_sharpness,
+                           batch_sharpness=do_batch_sharpness,
                            train_batch_size=resolve_train_batch_size(session, train_batch_size), batches=batches,
                            converge=converge, max_hvps=max_hvps, time_budget=time_budget,
                            block=parse_block(block))

@@ -19,7 +19,6 @@ from .operator import (
     LinearOperator,
     PreconditionedOperator,
 )
-from .power import power_iteration
 from .preconditioner import coupled_weight_decay, preconditioner_diag
 from .stability import Stability, stability, threshold_for
 from .trace import TraceResult, hutchinson, hutchpp
@@ -35,6 +34,6 @@ __all__ = [
     "BlockOperator", "CurvatureVerdict", "DenseOperator", "DensityResult", "EigenResult", "HessianConfig", "HessianOperator",
     "HessianReport", "LayerEigen", "LinearOperator", "PreconditionedOperator", "Stability", "TopEigen", "TraceResult",
     "analyze_hessian", "coupled_weight_decay", "curvature_verdict", "eigsh", "hutchinson", "hutchpp", "per_layer_eigen",
-    "power_iteration", "preconditioner_diag", "slq", "stability", "threshold_for", "top_eigen",
+    "preconditioner_diag", "slq", "stability", "threshold_for", "top_eigen",
     "top_eigenpair", "training_objective",
 ]

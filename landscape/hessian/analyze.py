@@ -10,7 +10,7 @@ spectral density (SLQ), per-layer top eigenvalues, the preconditioned eigenvalue
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import torch
@@ -18,6 +18,7 @@ import torch
 from ..checkpoint import OptimizerState
 from ..errors import LandscapeError
 from ..objective import Objective
+from ..results import result
 from .batch_sharpness import BatchSharpness, batch_sharpness, batch_stability
 from .density import DensityResult, slq
 from .lanczos import EigenProgress, EigenResult, eigsh
@@ -38,7 +39,7 @@ def top_eigen(objective: Objective, *, k: int = 1, tol: float = 1e-4, seed: int 
     return eigsh(op, k=k, which=which, tol=tol, seed=seed, v0=v0, max_iter=max_iter, converge=converge)
 
 
-@dataclass(frozen=True)
+@result()
 class LayerEigen:
     """Top eigenvalue of the diagonal Hessian block of one layer (module)."""
 
@@ -48,10 +49,6 @@ class LayerEigen:
     residual: float
     converged: bool
     matvecs: int
-
-    def to_json(self) -> dict:
-        return {"name": self.name, "params": self.params, "lambda_max": self.lambda_max,
-                "residual": self.residual, "converged": self.converged, "matvecs": self.matvecs}
 
 
 def layer_blocks(objective: Objective) -> Dict[str, slice]:
@@ -78,7 +75,7 @@ def per_layer_eigen(op: LinearOperator, blocks: Dict[str, slice], *, tol: float 
     return tuple(out)
 
 
-@dataclass(frozen=True)
+@result()
 class HessianConfig:
     """What to compute (the ``landscape hessian`` options)."""
 
@@ -95,7 +92,6 @@ class HessianConfig:
     density_steps: int = 64
     density_runs: int = 2
     method: str = "auto"
-    backend: str = "landscape"
     batch_sharpness: bool = False
     train_batch_size: Optional[int] = None
     batches: int = 20
@@ -104,11 +100,8 @@ class HessianConfig:
     time_budget: Optional[float] = None
     block: Union[int, str] = 1
 
-    def to_json(self) -> dict:
-        return dict(self.__dict__)
 
-
-@dataclass(frozen=True)
+@result(kind="hessian")
 class HessianReport:
     """Everything ``landscape hessian`` reports (``to_json`` gives the documented keys)."""
 
@@ -276,14 +269,6 @@ def analyze_hessian(objective: Objective, optimizer: Optional[OptimizerState] = 
         raise LandscapeError("--time-budget must be a positive number of seconds")
     if config.block != "auto" and (isinstance(config.block, str) or int(config.block) < 1):
         raise LandscapeError("--block must be a positive integer or auto")
-    if config.backend == "pyhessian" and config.batch_sharpness:
-        raise LandscapeError("--batch-sharpness needs --backend landscape")
-    if config.backend == "pyhessian":
-        from .pyhessian_backend import analyze_with_pyhessian
-
-        return analyze_with_pyhessian(objective, optimizer, config, theta=theta, provenance=provenance)
-    if config.backend != "landscape":
-        raise LandscapeError(f"unknown backend {config.backend!r}; choose landscape or pyhessian")
     t0 = time.perf_counter()
     start = objective.hvp_count
     notes: List[str] = []

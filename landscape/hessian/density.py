@@ -18,16 +18,16 @@ copies of the extreme eigenvalues, e.g. as in PyPI pyhessian 0.1).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Optional, Tuple
 
 import torch
 
+from ..results import result
 from .operator import LinearOperator
 from .trace import rademacher
 
 
-@dataclass(frozen=True)
+@result()
 class DensityResult:
     """A smoothed spectral density on a grid, with the quadrature it came from."""
 
@@ -42,15 +42,6 @@ class DensityResult:
     steps: int
     runs: int
     matvecs: int
-
-    def to_json(self) -> dict:
-        return {
-            "grid": list(self.grid), "values": list(self.values), "stderr": list(self.stderr),
-            "sigma": self.sigma, "nodes": [list(n) for n in self.nodes],
-            "weights": [list(w) for w in self.weights], "trace": self.trace,
-            "trace_stderr": self.trace_stderr, "steps": self.steps, "runs": self.runs,
-            "matvecs": self.matvecs,
-        }
 
 
 def lanczos_tridiagonal(op: LinearOperator, v: torch.Tensor, steps: int) -> Tuple[torch.Tensor, torch.Tensor]:

@@ -21,7 +21,8 @@ Stopping (``converge``): ``"values"`` (default) stops when every requested eigen
 at most ``tol · max|θ|``; ``"vectors"`` when every residual is (what eigenvectors used as
 directions or in preconditioned verdicts need). ``converged`` in the result means exactly that
 the chosen criterion holds. Limits (``max_iter`` products, ``time_budget`` seconds) end the run
-with its bounds and ``converged=False``, never with an exception. When ``3k ≥ dim`` the
+with its bounds and ``converged=False``, never with an exception; so does a tolerance below what
+the dtype allows, once the bounds sit at their rounding floor. When ``3k ≥ dim`` the
 operator is applied to the identity (``dim`` products) and the problem is solved densely.
 
 Expansion: from one start vector the next basis vector is the residual of a Ritz pair (all
@@ -58,8 +59,10 @@ class EigenResult:
     """Eigenpairs of a symmetric operator (``eigenvectors``: (k, d)) with their residuals
     ‖Hv − λv‖, per-eigenvalue ``error_bounds`` on |λ − θ|, and whether ``criterion`` held.
 
-    ``stopped`` says why the run ended: ``"converged"``, ``"max_hvps"``, ``"time_budget"`` or
-    ``"basis"`` (the basis spans the whole space and rounding keeps the criterion from holding).
+    ``stopped`` says why the run ended: ``"converged"``, ``"max_hvps"``, ``"time_budget"``,
+    ``"precision"`` (the bounds reached the rounding floor of the operator's dtype, which is above
+    the tolerance: more products cannot help) or ``"basis"`` (the basis spans the whole space and
+    rounding keeps the criterion from holding).
     """
 
     eigenvalues: Tuple[float, ...]
@@ -208,6 +211,9 @@ def eigsh(op: LinearOperator, *, k: int = 1, which: str = "LA", tol: float = 1e-
         if len(state.theta) == k and worst <= tol:
             stopped = "converged"
             break
+        if converge == "values" and len(state.theta) == k and float(state.bounds.max()) <= 2 * state.floor:
+            stopped = "precision"   # the bounds are at the dtype's rounding floor, above tol
+            break
         if used >= max_iter:
             stopped = "max_hvps"
             break
@@ -272,6 +278,7 @@ class _Ritz:
     bounds: torch.Tensor
     scale: float
     extra: torch.Tensor      # the Ritz value past the k-th (empty when there is none)
+    floor: float = 0.0       # the rounding floor included in every bound
 
 
 def _worst(state: _Ritz, converge: str) -> float:
@@ -387,10 +394,10 @@ def _ritz(Q: torch.Tensor, W: torch.Tensor, k: int, which: str, *, full: bool) -
     Y = S.T @ Q
     HY = S.T @ W
     res = (HY - theta.to(Q.dtype)[:, None] * Y).norm(dim=1).double().cpu()
-    bounds = gap_bounds(theta.cpu(), res, k, which, floor=rounding_floor(Q.dtype, scale, m),
-                        below_known=not (full and n == m))
+    floor = rounding_floor(Q.dtype, scale, m)
+    bounds = gap_bounds(theta.cpu(), res, k, which, floor=floor, below_known=not (full and n == m))
     nk = min(k, m)
-    return _Ritz(theta[:nk].cpu(), Y[:nk], HY[:nk], res, bounds, scale, theta[nk:].cpu())
+    return _Ritz(theta[:nk].cpu(), Y[:nk], HY[:nk], res, bounds, scale, theta[nk:].cpu(), floor)
 
 
 def _thick_restart(Q: torch.Tensor, W: torch.Tensor, m: int, k: int, which: str, *, keep_extra: int) -> int:
@@ -446,42 +453,3 @@ def _dense_eigsh(op: LinearOperator, *, k: int, which: str, tol: float, converge
     return EigenResult(_floats(evals[:k]), Y.to(dtype=op.dtype, device=op.device), _floats(res), converged,
                        d, which, float(tol), "dense", _floats(bounds), converge,
                        "converged" if converged else "basis", elapsed, 1)
-
-
-def arpack_eigsh(op: LinearOperator, *, k: int = 1, which: str = "LA", tol: float = 1e-4,
-                 seed: int = 0, v0: Optional[torch.Tensor] = None,
-                 max_iter: Optional[int] = None) -> EigenResult:
-    """The same problem through scipy's ARPACK (implicitly restarted Lanczos), for comparison.
-
-    ARPACK's own test is ‖r‖ ≤ tol·|θ| per Ritz value; the residuals reported here are the true
-    ‖Hv − λv‖, which costs ``k`` extra products (counted in ``matvecs``).
-    """
-    import numpy as np
-    from scipy.sparse.linalg import LinearOperator as SciOp
-    from scipy.sparse.linalg import eigsh as sci_eigsh
-
-    d = int(op.dim)
-    dev, dt = op.device, op.dtype
-    start = op.hvps
-
-    def mv(x: np.ndarray) -> np.ndarray:
-        t = torch.as_tensor(np.ascontiguousarray(x).reshape(-1), dtype=dt, device=dev)
-        return op.matvec(t).double().cpu().numpy()
-
-    if v0 is None:
-        gen = torch.Generator().manual_seed(int(seed))
-        v0n = torch.randn(d, generator=gen, dtype=torch.float64).numpy()
-    else:
-        v0n = v0.detach().double().reshape(-1, d).sum(0).cpu().numpy()
-    A = SciOp((d, d), matvec=mv, dtype=np.float64)
-    vals, vecs = sci_eigsh(A, k=k, which=which, tol=tol, v0=v0n, maxiter=max_iter)
-    order = np.argsort(-vals) if which == "LA" else np.argsort(vals)
-    vals, vecs = vals[order], vecs[:, order]
-    used = op.hvps - start
-    V = torch.as_tensor(vecs.T.copy(), dtype=dt, device=dev)
-    HV = op.matmat(V)
-    res = (HV - torch.as_tensor(vals, dtype=dt, device=dev)[:, None] * V).norm(dim=1)
-    scale = float(np.abs(vals).max()) or 1.0
-    converged = bool(float(res.max()) <= tol * scale)
-    return EigenResult(tuple(float(v) for v in vals), V, tuple(float(r) for r in res.tolist()),
-                       converged, used + k, which, float(tol), "arpack")

@@ -30,14 +30,14 @@ decoupled decay (AdamW, and RAdam/Adam/NAdam with ``decoupled_weight_decay``).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Optional, Tuple
 
 from ..checkpoint import OptimizerState
 from ..optim.families import is_adaptive, threshold
+from ..results import result
 
 
-@dataclass(frozen=True)
+@result()
 class Stability:
     """Sharpness (λ_max, or λ₁(P⁻¹H) for adaptive optimizers) against the optimizer's threshold."""
 
@@ -51,11 +51,6 @@ class Stability:
     on: str = "H"
     rule: str = ""
     notes: Tuple[str, ...] = ()
-
-    def to_json(self) -> dict:
-        return {"optimizer": self.optimizer, "lr": self.lr, "threshold": self.threshold,
-                "sharpness": self.sharpness, "ratio": self.ratio, "eta_lambda_max": self.eta_lambda_max,
-                "stable": self.stable, "on": self.on, "rule": self.rule, "notes": list(self.notes)}
 
 
 def threshold_for(opt: Optional[OptimizerState], lr: float) -> Tuple[float, str, str, Tuple[str, ...]]:

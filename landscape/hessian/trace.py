@@ -15,14 +15,14 @@ negative) trace estimate.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 
+from ..results import result
 from .operator import LinearOperator
 
 
-@dataclass(frozen=True)
+@result()
 class TraceResult:
     """A trace estimate, its standard error and the number of operator products used."""
 
@@ -30,9 +30,6 @@ class TraceResult:
     stderr: float
     matvecs: int
     method: str = "hutch++"
-
-    def to_json(self) -> dict:
-        return {"trace": self.trace, "stderr": self.stderr, "matvecs": self.matvecs, "method": self.method}
 
 
 def rademacher(n: int, d: int, *, generator: torch.Generator, like: torch.Tensor) -> torch.Tensor:

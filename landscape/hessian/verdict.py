@@ -23,7 +23,7 @@ decays need their own Lanczos run for non-adaptive optimizers); adaptive optimiz
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, Callable, Dict, Optional, Union
 
 import torch
@@ -32,6 +32,7 @@ from ..checkpoint import OptimizerState
 from ..errors import LandscapeError
 from ..objective import Objective
 from ..optim.families import coupled_weight_decay, is_adaptive, preconditioner_diag
+from ..results import internal, result
 from .lanczos import EigenResult, eigsh
 from .operator import HessianOperator, LinearOperator, PreconditionedOperator
 from .stability import Stability, stability
@@ -40,19 +41,15 @@ Wrap = Callable[[LinearOperator, str], LinearOperator]
 
 
 # ============================================================================ top eigenpair
-@dataclass(frozen=True)
+@result()
 class TopEigen:
     """λ_max, its unit eigenvector, the residual ‖Hv − λv‖, convergence and the products spent."""
 
     value: float
-    vector: torch.Tensor
-    residual: float
-    converged: bool
-    matvecs: int
-
-    def to_json(self) -> dict:
-        return {"value": self.value, "residual": self.residual, "converged": self.converged,
-                "matvecs": self.matvecs}
+    vector: torch.Tensor = internal()
+    residual: float = 0.0
+    converged: bool = False
+    matvecs: int = 0
 
     @classmethod
     def of(cls, res: EigenResult) -> TopEigen:
@@ -119,7 +116,7 @@ def _trainable_copy(objective: Objective) -> torch.nn.Module:
 
 
 # ============================================================================ the verdict
-@dataclass(frozen=True)
+@result()
 class CurvatureVerdict:
     """Stability of the optimizer at one point, with every number it rests on.
 
@@ -138,9 +135,9 @@ class CurvatureVerdict:
     preconditioned: Optional[EigenResult]
     objective: Dict[str, Any]
     hvps: int
-    warm: Dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+    warm: Dict[str, torch.Tensor] = internal(default_factory=dict)
     same_objective: bool = True
-    training: Optional[Objective] = field(default=None, repr=False, compare=False)
+    training: Optional[Objective] = internal(default=None)
 
     @property
     def converged(self) -> bool:

@@ -11,18 +11,18 @@ by Keskar & Socher's criterion, :mod:`landscape.optim.switching`). All but the l
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from typing import Iterable, Tuple
 
 import torch
 
+from ..results import result
 from .families import ADAPTIVE, TRAINABLE, build, recognise_optimizer
 
 FAMILIES: Tuple[str, ...] = TRAINABLE   # the families `landscape train --optimizer` builds
 __all__ = ["ADAPTIVE", "FAMILIES", "OptimizerConfig", "make_optimizer", "optimizer_type"]
 
 
-@dataclass(frozen=True)
+@result()
 class OptimizerConfig:
     """Hyper-parameters of any family (each family reads the ones it has; torch defaults otherwise)."""
 
@@ -41,11 +41,6 @@ class OptimizerConfig:
     initial_accumulator_value: float = 0.0  # Adagrad
     final_lr: float = 0.1                 # AdaBound/AMSBound: the SGD-like rate the bounds close on
     gamma: float = 1e-3                   # AdaBound/AMSBound: convergence speed of the bounds
-
-    def to_json(self) -> dict:
-        d = asdict(self)
-        d["betas"] = list(self.betas)
-        return d
 
 
 def make_optimizer(params: Iterable[torch.nn.Parameter], cfg: OptimizerConfig) -> torch.optim.Optimizer:

@@ -40,6 +40,7 @@ from ..hessian.verdict import top_eigenpair as top_eigen
 from ..losses import get_loss
 from ..objective import Evaluation, Objective
 from ..progress import progress
+from ..results import result
 from ..session import Session
 from .activations import ActivationStats, OutputStats, activation_stats, bn_shift, output_stats
 from .first_step_causes import adam_causes, mechanism
@@ -74,6 +75,7 @@ class FirstStepConfig:
                 "others": list(self.others), "losses": list(self.losses), "small_grad": self.small_grad}
 
 
+@result()
 @dataclass(frozen=True)
 class StepReport:
     """One optimizer's first update from the shared start, and its next steps."""
@@ -103,10 +105,8 @@ class StepReport:
     dead_units: Optional[dict] = None       # {after_step, end}: {overall, layers}, BatchNorm in eval mode
     amplified_experiment: Optional[dict] = None  # Adam only: the first step on small / large coordinates
 
-    def to_json(self) -> dict:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
-
+@result()
 @dataclass(frozen=True)
 class FirstStepRun:
     lr: float
@@ -122,10 +122,8 @@ class FirstStepRun:
     causes: Tuple[dict, ...] = ()        # [{name, supported, evidence, numbers}] (first_step_causes)
     mechanism: str = ""                  # one sentence naming the supported causes
 
-    def to_json(self) -> dict:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
-
+@result(kind="adam_first_step")
 @dataclass(frozen=True)
 class AdamFirstStepResult:
     """Everything the probe measured (``runs``: one entry per learning rate)."""
@@ -141,9 +139,6 @@ class AdamFirstStepResult:
     runs: Tuple[FirstStepRun, ...]
     provenance: dict = field(default_factory=dict)
     by_loss: dict = field(default_factory=dict)  # per loss: gradient, λ_max, λ₁(P₁⁻¹H), start, dead units
-
-    def to_json(self) -> dict:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
     def summary(self) -> str:
         lines = [f"adam-first-step: {self.n_params:,} parameters, batch {self.config.batch_size}, "

@@ -33,7 +33,7 @@ from ..checkpoint import load_checkpoint
 from ..hessian.verdict import top_eigenpair
 from ..objective import Objective
 from ..session import open_session
-from .spikes import EventContext, Verdict, _fmt, _theta_of, hypothesis
+from .hypotheses import EventContext, Verdict, _fmt, _theta_of, hypothesis
 
 _BN = nn.modules.batchnorm._BatchNorm
 SPIKE_GONE = 0.7      # share of the spike's excess test loss that recomputed statistics must remove

@@ -22,155 +22,37 @@ test-loss minima along those lines. Each hypothesis in :data:`HYPOTHESES` turns 
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from ..checkpoint import load_checkpoint, load_into
 from ..errors import LandscapeError
 from ..hessian.analyze import top_eigen as _top_eigen
 from ..hessian.batch_sharpness import train_batch_size
 from ..hessian.verdict import TopEigen, curvature_verdict
+from ..monitor import SpikeKeeper, cpu_clone
 from ..progress import progress
+from ..results import result
 from ..runs import open_run, position_from_name
 from ..session import Session, open_session
 from ..train import TrainState, checkpoint_payload, read_log
-
-MAD_SCALE = 1.4826  # MAD → standard deviation for Gaussian noise
-
-
-# ================================================================ detection
-@dataclass(frozen=True)
-class DetectorConfig:
-    threshold: float = 5.0
-    window: int = 8
-    min_history: int = 3
-    min_rise: float = 0.1
-    floor: float = 0.01
-    min_flips: int = 3
-    min_amplitude: float = 0.05
-
-    def to_json(self) -> dict:
-        return dict(self.__dict__)
-
-
-@dataclass(frozen=True)
-class Spike:
-    """A test-loss value far above the median of the values before it."""
-
-    epoch: float
-    index: int
-    test_loss: float
-    baseline: float
-    scale: float
-    score: float
-
-    def to_json(self) -> dict:
-        return {"epoch": self.epoch, "test_loss": self.test_loss, "baseline": self.baseline,
-                "score": self.score, "scale": self.scale, "index": self.index}
-
-
-def spike_score(values: Sequence[float], i: int, *, cfg: DetectorConfig = DetectorConfig()) -> Tuple[float, float, float]:
-    """``(baseline, scale, score)`` of ``values[i]`` against the ``cfg.window`` finite values before it
-    (NaN score when fewer than ``cfg.min_history`` are available; inf for a non-finite value after
-    at least one finite value, however short the history: a divergence is always an event)."""
-    past = [v for v in values[max(0, i - cfg.window):i] if math.isfinite(v)]
-    x = values[i]
-    if not past or (len(past) < cfg.min_history and math.isfinite(x)):
-        return float("nan"), float("nan"), float("nan")
-    # a non-finite loss after any finite one is a divergence: an event even with a short history
-    t = torch.tensor(past, dtype=torch.float64)
-    base = float(t.median()) if len(past) % 2 else float(t.quantile(0.5))
-    mad = float((t - base).abs().quantile(0.5))
-    scale = max(MAD_SCALE * mad, cfg.floor * abs(base), 1e-12)
-    if not math.isfinite(x):
-        return base, scale, math.inf
-    return base, scale, (x - base) / scale
-
-
-def is_spike(values: Sequence[float], i: int, *, cfg: DetectorConfig = DetectorConfig()) -> Optional[Tuple[float, float, float]]:
-    """The ``(baseline, scale, score)`` of a spike at ``i``, or None."""
-    base, scale, score = spike_score(values, i, cfg=cfg)
-    if not score > cfg.threshold:  # NaN-safe
-        return None
-    x = values[i]
-    if math.isfinite(x) and not (x - base) > cfg.min_rise * abs(base):
-        return None
-    return base, scale, score
-
-
-def detect_spikes(epochs: Sequence[float], values: Sequence[float], *,
-                  cfg: DetectorConfig = DetectorConfig()) -> Tuple[Spike, ...]:
-    """Every spike of a test-loss curve (see the module docstring for the rule)."""
-    out = []
-    for i in range(len(values)):
-        hit = is_spike(values, i, cfg=cfg)
-        if hit is not None:
-            out.append(Spike(epochs[i], i, float(values[i]), *hit))
-    return tuple(out)
-
-
-@dataclass(frozen=True)
-class Oscillation:
-    """Segments where the test loss alternates up and down by more than ``min_amplitude``."""
-
-    segments: Tuple[dict, ...]
-    flip_fraction: float
-
-    def to_json(self) -> dict:
-        return {"segments": list(self.segments), "flip_fraction": self.flip_fraction,
-                "oscillating": bool(self.segments)}
-
-
-def detect_oscillation(epochs: Sequence[float], values: Sequence[float], *,
-                       cfg: DetectorConfig = DetectorConfig()) -> Oscillation:
-    """Runs of ≥ ``cfg.min_flips`` consecutive significant sign flips of the epoch-to-epoch change;
-    ``flip_fraction`` = significant flips / adjacent pairs of changes over the whole curve."""
-    x = [float(v) for v in values]
-    diffs = [x[j + 1] - x[j] for j in range(len(x) - 1)]
-    sig = []
-    for j, d in enumerate(diffs):
-        lo, hi = max(0, j - 2), min(len(x), j + 4)
-        level = sorted(abs(v) for v in x[lo:hi] if math.isfinite(v))
-        ref = level[len(level) // 2] if level else 0.0
-        sig.append(math.isfinite(d) and abs(d) >= cfg.min_amplitude * max(ref, 1e-12))
-    flips = [sig[j] and sig[j + 1] and diffs[j] * diffs[j + 1] < 0 for j in range(len(diffs) - 1)]
-    segments, j = [], 0
-    while j < len(flips):
-        if not flips[j]:
-            j += 1
-            continue
-        k = j
-        while k + 1 < len(flips) and flips[k + 1]:
-            k += 1
-        n = k - j + 1
-        if n >= cfg.min_flips:
-            amps = [abs(diffs[m]) / max(abs(x[m]), 1e-12) for m in range(j, k + 2)]
-            seg = x[j:k + 3]
-            peak = j + max(range(len(seg)), key=lambda m: seg[m])
-            segments.append({"start_epoch": epochs[j], "end_epoch": epochs[k + 2], "flips": n,
-                             "relative_amplitude": sorted(amps)[len(amps) // 2],
-                             "peak_epoch": epochs[peak], "peak_index": peak})
-        j = k + 1
-    frac = sum(flips) / len(flips) if flips else 0.0
-    return Oscillation(tuple(segments), float(frac))
+from .detection import (  # noqa: F401 (re-exported: the detector is part of this probe's API)
+    MAD_SCALE,
+    DetectorConfig,
+    Oscillation,
+    Spike,
+    detect_oscillation,
+    detect_spikes,
+    is_spike,
+    spike_score,
+)
+from .hypotheses import HYPOTHESES, EventContext, Verdict, _fmt, _theta_of, hypothesis
 
 
 # ============================================================ training hook
-def _cpu_clone(obj: Any) -> Any:
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().to("cpu", copy=True)
-    if isinstance(obj, dict):
-        return {k: _cpu_clone(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_cpu_clone(v) for v in obj)
-    return copy.deepcopy(obj)
-
-
 class SpikeSaver:
     """Epoch hook for :func:`landscape.train.train` taking a :class:`TrainState`: the checkpoints
     around spikes of :class:`landscape.monitor.SpikeKeeper` (the one implementation, also used by
@@ -179,15 +61,13 @@ class SpikeSaver:
 
     def __init__(self, out_dir: str | Path, *, keep: int = 2, after: int = 1,
                  cfg: DetectorConfig = DetectorConfig()) -> None:
-        from ..monitor import SpikeKeeper
-
         self.keeper = SpikeKeeper(out_dir, keep=keep, after=after, cfg=cfg)
         self.spikes, self.saved = self.keeper.spikes, self.keeper.saved
 
     def __call__(self, state: TrainState) -> None:
         if state.model_spec is None:
             raise LandscapeError("SpikeSaver needs TrainState.model_spec (set by landscape.train.train)")
-        payload = _cpu_clone(checkpoint_payload(state, state.model_spec))
+        payload = cpu_clone(checkpoint_payload(state, state.model_spec))
         self.keeper.observe(state.epoch, payload, [float(r["test_loss"]) for r in state.history])
 
 
@@ -266,52 +146,6 @@ class CheckpointProbe:
 
     def to_json(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """One hypothesis at one event: ``status`` is supported / not supported / inconclusive /
-    not measured; ``numbers`` are the measurements behind it."""
-
-    hypothesis: str
-    event_epoch: float
-    status: str
-    summary: str
-    numbers: dict = field(default_factory=dict)
-
-    def to_json(self) -> dict:
-        return {"hypothesis": self.hypothesis, "event_epoch": self.event_epoch, "status": self.status,
-                "summary": self.summary, "verdict": f"{self.status} — {self.summary}", "numbers": self.numbers}
-
-
-@dataclass(frozen=True)
-class EventContext:
-    """What a hypothesis sees: the event, the probes by role, the log, the run folder and the
-    session options (so a hypothesis can load checkpoints and measure more, e.g. recompute BN)."""
-
-    epoch: float
-    kind: str
-    probes: Dict[str, CheckpointProbe]
-    log: Tuple[dict, ...]
-    run_dir: Path
-    checkpoints: Dict[int, Path]
-    session_kwargs: dict
-
-
-Hypothesis = Callable[[EventContext], Verdict]
-HYPOTHESES: Dict[str, Hypothesis] = {}
-
-
-def hypothesis(name: str) -> Callable[[Hypothesis], Hypothesis]:
-    """Register a hypothesis test (``fn(EventContext) -> Verdict``) under ``name``."""
-    def deco(fn: Hypothesis) -> Hypothesis:
-        HYPOTHESES[name] = fn
-        return fn
-    return deco
-
-
-def _fmt(x: Optional[float]) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3g}"
 
 
 @hypothesis("stability_threshold")
@@ -400,6 +234,7 @@ class SpikeProbeConfig:
                 "hessian": self.hessian}
 
 
+@result(kind="spikes")
 @dataclass(frozen=True)
 class SpikeReport:
     run_dir: str
@@ -440,16 +275,6 @@ class SpikeReport:
             lines.append(f"[{v.status}] {v.hypothesis} @ epoch {_fmt(v.event_epoch)}: {v.summary}")
         lines.extend(f"note: {n}" for n in self.notes)
         return "\n".join(lines)
-
-
-def _theta_of(path: Path, session: Session, trust: bool) -> torch.Tensor:
-    ck = load_checkpoint(path, trust=trust)
-    model = copy.deepcopy(ck.module) if ck.module is not None else copy.deepcopy(session.model)
-    if ck.module is None:
-        load_into(model, ck.state_dict, where=str(path))
-    named = dict(model.named_parameters())
-    obj = session.train
-    return obj.space.flatten({n: named[n].detach() for n in obj.space.names}).to(obj.theta0)
 
 
 def _lr_for(epoch: int, session: Session, log: Sequence[dict], override: Optional[float]) -> Tuple[Optional[float], str]:

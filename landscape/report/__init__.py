@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ..errors import LandscapeError
 from .common import FigureBlock, Section, short_path
@@ -48,8 +48,29 @@ def _is_slice_mapping(d: Mapping[str, Any]) -> bool:
     return "train_loss" in d and any(k in d for k in ("xcoordinates", "alphas"))
 
 
+Builder = Callable[..., Section]
+BUILDERS: Dict[str, Builder] = {
+    "adam_first_step": first_step_section,
+    "hessian": hessian_section,
+    "sharpness": sharpness_section,
+    "sharpness_run": sharpness_section,
+    "spikes": spikes_section,
+    "toy": toy_section,
+}
+
+
 def section_from_mapping(d: Any, *, source: str, label: str) -> Section:
-    """Dispatch a JSON result (dict or list) to its builder by its keys."""
+    """Dispatch a JSON result (dict or list) to its builder by its ``kind``
+    (:func:`landscape.results.result`); files without one (older results, slices, the first-step
+    probe) are told apart by their keys."""
+    kind = d.get("kind") if isinstance(d, Mapping) else None
+    if isinstance(kind, str) and kind in BUILDERS:
+        return BUILDERS[kind](d, source=source, label=label)
+    return _section_by_keys(d, source=source, label=label)
+
+
+def _section_by_keys(d: Any, *, source: str, label: str) -> Section:
+    """The fallback for results that carry no ``kind``: recognise them by their keys."""
     if isinstance(d, Mapping):
         if _is_slice_mapping(d):
             return slice_section(slice_from_mapping(d, source=source), source=source, label=label)

@@ -242,14 +242,6 @@ def first_key(d: Mapping[str, Any], *keys: str) -> Any:
     return None
 
 
-def as_sequence(value: Any) -> Sequence[Any]:
-    if value is None:
-        return ()
-    if isinstance(value, (list, tuple)):
-        return value
-    return (value,)
-
-
 def toggle_menu(buttons: Sequence[Tuple[str, str, list]]) -> Dict[str, Any]:
     """A row of buttons at the top right, just above the plot (under the title and plotly's mode bar)."""
     return {"type": "buttons", "direction": "right", "x": 1.0, "xanchor": "right", "y": 1.0,

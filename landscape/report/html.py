@@ -202,7 +202,7 @@ def render_page(sections: Sequence[Section], *, title: str, plotly_js: Optional[
 
         plotly_js = get_plotlyjs()
     plotly_js = plotly_js.replace("</script", "<\\/script")  # cannot end its own <script> early
-    from .. import __version__
+    from ..version import __version__
 
     templates: Dict[str, int] = {}
     body: List[str] = []

@@ -16,55 +16,29 @@ pure |θ| scaling of Andriushchenko et al. (coordinates with θᵢ = 0 then cann
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Optional
 
 from ..objective import Objective
-from .common import maximize_in_ball, perturbation_info, perturbation_mask
+from ..results import result
+from .common import AscentSharpness, maximize_in_ball, perturbation_info, perturbation_mask
 
 ADAPTIVE_RHO_DEFAULT = 0.5
 ADAPTIVE_ETA_DEFAULT = 0.01
 
 
+@result()
 @dataclass(frozen=True)
-class AdaptiveSharpness:
+class AdaptiveSharpness(AscentSharpness):
     """max over the |θ|-scaled ball of L(θ+δ) − L(θ) and how it was found."""
 
-    value: float
+    DEFINITION = "max_{||d / (|theta| + eta)||_2 <= rho} L(theta+d) - L(theta)"
+    REFERENCE = "Kwon et al. 2021 (ASAM); Andriushchenko et al. 2023"
+    METHOD = ("projected gradient ascent in u = d / (rho (|theta| + eta)) on the unit L2 ball "
+              "(exact projection; lower bound on the maximum)")
+    RADIUS = ("rho", "eta")
+
     rho: float
     eta: float
-    base_loss: float
-    max_loss: float
-    steps: int
-    restarts: int
-    per_restart: Tuple[float, ...]
-    history: Tuple[float, ...]
-    final_step: float
-    delta_norm: float
-    evaluations: int
-    perturbation: dict
-    seed: int
-
-    def to_json(self) -> dict:
-        return {
-            "value": self.value,
-            "definition": "max_{||d / (|theta| + eta)||_2 <= rho} L(theta+d) - L(theta)",
-            "reference": "Kwon et al. 2021 (ASAM); Andriushchenko et al. 2023",
-            "rho": self.rho,
-            "eta": self.eta,
-            "base_loss": self.base_loss,
-            "max_loss": self.max_loss,
-            "method": "projected gradient ascent in u = d / (rho (|theta| + eta)) on the unit L2 ball "
-                      "(exact projection; lower bound on the maximum)",
-            "steps": self.steps,
-            "restarts": self.restarts,
-            "per_restart_max_loss": list(self.per_restart),
-            "history": list(self.history),
-            "final_step": self.final_step,
-            "delta_norm": self.delta_norm,
-            "evaluations": self.evaluations,
-            "perturbation": self.perturbation,
-            "seed": self.seed,
-        }
 
 
 def adaptive_sharpness(objective: Objective, *, rho: float = ADAPTIVE_RHO_DEFAULT,
@@ -79,6 +53,6 @@ def adaptive_sharpness(objective: Objective, *, rho: float = ADAPTIVE_RHO_DEFAUL
     scale = rho * (theta.abs() + eta) * mask
     base = objective.loss(theta) if base_loss is None else float(base_loss)
     res = maximize_in_ball(objective, scale, norm="l2", steps=steps, restarts=restarts, seed=seed)
-    return AdaptiveSharpness(res.max_loss - base, float(rho), float(eta), base, res.max_loss, steps,
-                             restarts, res.per_restart, res.history, res.final_step, res.delta_norm,
-                             res.evaluations, perturbation_info(objective, mask, include_bn), seed)
+    return AdaptiveSharpness.from_ascent(res, value=res.max_loss - base, base_loss=base, steps=steps,
+                                         restarts=restarts, seed=seed, rho=float(rho), eta=float(eta),
+                                         perturbation=perturbation_info(objective, mask, include_bn))

@@ -17,12 +17,13 @@ Every loss value comes from the :class:`~landscape.objective.Objective` (``evalu
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import ClassVar, Dict, Optional, Tuple
 
 import torch
 
 from ..errors import LandscapeError
 from ..objective import Objective
+from ..results import result
 
 _SEED_STRIDE = 1_000_003
 
@@ -58,6 +59,56 @@ def noise(objective: Objective, seed: int, index: int) -> torch.Tensor:
     """Standard normal vector number ``index`` of the stream ``seed`` (the same on every call)."""
     g = generator(objective, seed * _SEED_STRIDE + index)
     return torch.randn(objective.dim, generator=g, device=objective.device, dtype=objective.dtype)
+
+
+@result()
+@dataclass(frozen=True)
+class AscentSharpness:
+    """A sharpness that is a maximum of L(θ + δ) − L(θ) over a ball, found by projected ascent
+    (:func:`maximize_in_ball`): the shared record of the ε (Keskar), worst-case (SAM) and adaptive
+    (ASAM) measures. Each subclass names its definition, reference, method and the fields that
+    size its ball (``RADIUS``); the JSON lists them in that order, then the ascent's numbers.
+    Build them with :meth:`from_ascent` (keywords)."""
+
+    DEFINITION: ClassVar[str] = ""
+    REFERENCE: ClassVar[str] = ""
+    METHOD: ClassVar[str] = ""
+    RADIUS: ClassVar[Tuple[str, ...]] = ()
+    EXTRA: ClassVar[Dict[str, str]] = {}
+
+    value: float
+    base_loss: float
+    max_loss: float
+    steps: int
+    restarts: int
+    per_restart: Tuple[float, ...]
+    history: Tuple[float, ...]
+    final_step: float
+    evaluations: int
+    perturbation: dict
+    seed: int
+    delta_norm: Optional[float]     # None for the box (ε) measure, which does not report it
+
+    def to_json(self) -> dict:
+        d = {"value": self.value, "definition": self.DEFINITION, "reference": self.REFERENCE}
+        d.update({k: getattr(self, k) for k in self.RADIUS})
+        d.update(self.EXTRA)
+        d.update(base_loss=self.base_loss, max_loss=self.max_loss, method=self.METHOD, steps=self.steps,
+                 restarts=self.restarts, per_restart_max_loss=list(self.per_restart),
+                 history=list(self.history), final_step=self.final_step)
+        if self.delta_norm is not None:
+            d["delta_norm"] = self.delta_norm
+        d.update(evaluations=self.evaluations, perturbation=self.perturbation, seed=self.seed)
+        return d
+
+    @classmethod
+    def from_ascent(cls, res: AscentResult, *, value: float, base_loss: float, steps: int, restarts: int,
+                    perturbation: dict, seed: int, with_delta_norm: bool = True, **radius: float) -> AscentSharpness:
+        """The measure from an ascent's result and the ball's parameters."""
+        return cls(value=value, base_loss=base_loss, max_loss=res.max_loss, steps=steps, restarts=restarts,
+                   per_restart=res.per_restart, history=res.history, final_step=res.final_step,
+                   evaluations=res.evaluations, perturbation=perturbation, seed=seed,
+                   delta_norm=res.delta_norm if with_delta_norm else None, **radius)
 
 
 @dataclass(frozen=True)

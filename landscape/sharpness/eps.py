@@ -12,49 +12,26 @@ true maximum, reported with the best loss of every restart and the ascent histor
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Optional
 
 from ..objective import Objective
-from .common import maximize_in_ball, perturbation_info, perturbation_mask
+from ..results import result
+from .common import AscentSharpness, maximize_in_ball, perturbation_info, perturbation_mask
 
 EPS_DEFAULT = 1e-3
 
 
+@result()
 @dataclass(frozen=True)
-class EpsSharpness:
+class EpsSharpness(AscentSharpness):
     """Keskar et al.'s ε-sharpness (percent) and how it was found."""
 
-    value: float
-    eps: float
-    base_loss: float
-    max_loss: float
-    steps: int
-    restarts: int
-    per_restart: Tuple[float, ...]
-    history: Tuple[float, ...]
-    final_step: float
-    evaluations: int
-    perturbation: dict
-    seed: int
+    DEFINITION = "100 * (max_{|d_i| <= eps*(|theta_i|+1)} L(theta+d) - L(theta)) / (1 + L(theta))"
+    REFERENCE = "Keskar et al. 2017"
+    METHOD = "projected sign-gradient ascent in the box (lower bound on the maximum)"
+    RADIUS = ("eps",)
 
-    def to_json(self) -> dict:
-        return {
-            "value": self.value,
-            "definition": "100 * (max_{|d_i| <= eps*(|theta_i|+1)} L(theta+d) - L(theta)) / (1 + L(theta))",
-            "reference": "Keskar et al. 2017",
-            "eps": self.eps,
-            "base_loss": self.base_loss,
-            "max_loss": self.max_loss,
-            "method": "projected sign-gradient ascent in the box (lower bound on the maximum)",
-            "steps": self.steps,
-            "restarts": self.restarts,
-            "per_restart_max_loss": list(self.per_restart),
-            "history": list(self.history),
-            "final_step": self.final_step,
-            "evaluations": self.evaluations,
-            "perturbation": self.perturbation,
-            "seed": self.seed,
-        }
+    eps: float
 
 
 def eps_sharpness(objective: Objective, *, eps: float = EPS_DEFAULT, steps: int = 20,
@@ -69,6 +46,6 @@ def eps_sharpness(objective: Objective, *, eps: float = EPS_DEFAULT, steps: int 
     base = objective.loss(theta) if base_loss is None else float(base_loss)
     res = maximize_in_ball(objective, scale, norm="linf", steps=steps, restarts=restarts, seed=seed)
     value = 100.0 * (res.max_loss - base) / (1.0 + base)
-    return EpsSharpness(value, float(eps), base, res.max_loss, steps, restarts, res.per_restart,
-                        res.history, res.final_step, res.evaluations,
-                        perturbation_info(objective, mask, include_bn), seed)
+    return EpsSharpness.from_ascent(res, value=value, base_loss=base, steps=steps, restarts=restarts,
+                                    perturbation=perturbation_info(objective, mask, include_bn), seed=seed,
+                                    with_delta_norm=False, eps=float(eps))

@@ -28,6 +28,7 @@ from ..errors import LandscapeError
 from ..objective import Evaluation, Objective
 from ..optim.families import is_adaptive
 from ..progress import progress
+from ..results import result
 from ..runs import open_run
 from ..session import Session, open_session
 from .adaptive import ADAPTIVE_ETA_DEFAULT, ADAPTIVE_RHO_DEFAULT, adaptive_sharpness
@@ -353,6 +354,7 @@ def _trace(session: Session, cfg: SharpnessConfig) -> dict:
 
 
 # ------------------------------------------------------------------- several checkpoints
+@result(kind="sharpness")
 @dataclass(frozen=True)
 class SharpnessComparison:
     """Several checkpoints side by side (e.g. the Adam and SGD end points of one study)."""
@@ -391,6 +393,7 @@ def run_checkpoints(run_dir: str | Path) -> List[Path]:
     return list(open_run(run_dir).require_checkpoints())
 
 
+@result(kind="sharpness_run")
 @dataclass(frozen=True)
 class SharpnessRun:
     """The measures over a training run, with λ_max against the stability threshold by epoch."""

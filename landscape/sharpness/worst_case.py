@@ -15,53 +15,27 @@ It is not scale-invariant (see :mod:`.adaptive`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Optional
 
 from ..objective import Objective
-from .common import maximize_in_ball, perturbation_info, perturbation_mask
+from ..results import result
+from .common import AscentSharpness, maximize_in_ball, perturbation_info, perturbation_mask
 
 RHO_DEFAULT = 0.05
 
 
+@result()
 @dataclass(frozen=True)
-class WorstCaseSharpness:
+class WorstCaseSharpness(AscentSharpness):
     """max_{‖δ‖₂≤ρ} L(θ+δ) − L(θ) and how it was found."""
 
-    value: float
-    rho: float
-    base_loss: float
-    max_loss: float
-    steps: int
-    restarts: int
-    per_restart: Tuple[float, ...]
-    history: Tuple[float, ...]
-    final_step: float
-    delta_norm: float
-    evaluations: int
-    perturbation: dict
-    seed: int
+    DEFINITION = "max_{||d||_2 <= rho} L(theta+d) - L(theta)"
+    REFERENCE = "Foret et al. 2021 (SAM)"
+    METHOD = "projected gradient ascent on the L2 ball (lower bound on the maximum)"
+    RADIUS = ("rho",)
+    EXTRA = {"rho_rule": "SAM's usual radius 0.05 unless --rho is given", "m": "whole evaluation set"}
 
-    def to_json(self) -> dict:
-        return {
-            "value": self.value,
-            "definition": "max_{||d||_2 <= rho} L(theta+d) - L(theta)",
-            "reference": "Foret et al. 2021 (SAM)",
-            "rho": self.rho,
-            "rho_rule": "SAM's usual radius 0.05 unless --rho is given",
-            "m": "whole evaluation set",
-            "base_loss": self.base_loss,
-            "max_loss": self.max_loss,
-            "method": "projected gradient ascent on the L2 ball (lower bound on the maximum)",
-            "steps": self.steps,
-            "restarts": self.restarts,
-            "per_restart_max_loss": list(self.per_restart),
-            "history": list(self.history),
-            "final_step": self.final_step,
-            "delta_norm": self.delta_norm,
-            "evaluations": self.evaluations,
-            "perturbation": self.perturbation,
-            "seed": self.seed,
-        }
+    rho: float
 
 
 def worst_case_sharpness(objective: Objective, *, rho: float = RHO_DEFAULT, steps: int = 20,
@@ -74,6 +48,6 @@ def worst_case_sharpness(objective: Objective, *, rho: float = RHO_DEFAULT, step
     theta = objective.theta0
     base = objective.loss(theta) if base_loss is None else float(base_loss)
     res = maximize_in_ball(objective, rho * mask, norm="l2", steps=steps, restarts=restarts, seed=seed)
-    return WorstCaseSharpness(res.max_loss - base, float(rho), base, res.max_loss, steps, restarts,
-                              res.per_restart, res.history, res.final_step, res.delta_norm,
-                              res.evaluations, perturbation_info(objective, mask, include_bn), seed)
+    return WorstCaseSharpness.from_ascent(res, value=res.max_loss - base, base_loss=base, steps=steps,
+                                          restarts=restarts, seed=seed, rho=float(rho),
+                                          perturbation=perturbation_info(objective, mask, include_bn))
