@@ -25,12 +25,15 @@ def data_options(fn: Callable) -> Callable:
     return fn
 
 
-def eval_options(fn: Callable) -> Callable:
-    """``--subset --seed --batch-size --device --dtype --bn-mode``."""
+def eval_options(fn: Callable, *, batch_size_help: Optional[str] = None) -> Callable:
+    """``--subset --seed --batch-size --device --dtype --bn-mode``; ``batch_size_help`` replaces
+    the plain "Evaluation batch size. [default: 1024]" where the default is not simply 1024."""
+    batch_opt = (click.option("--batch-size", type=int, default=1024, help=batch_size_help) if batch_size_help else
+                 click.option("--batch-size", type=int, default=1024, show_default=True, help="Evaluation batch size."))
     opts = [
         click.option("--subset", type=int, default=None, help="Evaluate on a fixed random subset of N samples of each split."),
         click.option("--seed", type=int, default=0, show_default=True, help="Seed for the subset and every random choice."),
-        click.option("--batch-size", type=int, default=1024, show_default=True, help="Evaluation batch size."),
+        batch_opt,
         click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N (cuda takes LOCAL_RANK under torchrun)."),
         click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True),
         click.option("--bn-mode", type=click.Choice(["eval", "train"]), default="eval", show_default=True, help="BatchNorm with running statistics (eval) or per-batch statistics over the fixed batch split (train), for the reported numbers; stability verdicts always use batch statistics over the run's batch size."),
@@ -42,6 +45,16 @@ def eval_options(fn: Callable) -> Callable:
 
 def analysis_options(fn: Callable) -> Callable:
     return data_options(eval_options(fn))
+
+
+def point_analysis_options(fn: Callable) -> Callable:
+    """As :func:`analysis_options` for ``slice`` and ``interpolate``, whose points are evaluated
+    in batches of a fixed rule unless ``--batch-size`` is given."""
+    from ..slices.evaluate import DEFAULT_EVAL_BATCH
+
+    return data_options(eval_options(fn, batch_size_help=(
+        f"Evaluation batch size. Default: min(n, {DEFAULT_EVAL_BATCH}) for the points; 1024 for the fixed "
+        "batch split of --bn-mode train and for the Hessian of slice --direction eigen.")))
 
 
 SESSION_KEYS = ("model", "data", "loss", "width", "num_classes", "trust", "subset", "seed",
