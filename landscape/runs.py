@@ -98,6 +98,11 @@ class Run:
                 f"{'/, '.join(CHECKPOINT_SUBFOLDERS)}/)" + self._unordered_note())
         return self.ordered
 
+    @property
+    def data_cache(self) -> Dict[Any, Any]:
+        """The run's loaded data sets (``open_session(data_cache=...)``): pass it to share them."""
+        return self._data_cache
+
     def position_of(self, path: str | Path) -> Optional[RunCheckpoint]:
         """The run's record of the checkpoint at ``path`` (``None`` if it is not one of them)."""
         target = Path(path).resolve()

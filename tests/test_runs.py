@@ -171,3 +171,16 @@ def test_normalize_recorded_in_slice_files_and_part_of_the_resume_key(ep_run, tm
         assert f.attrs["normalize"] == "none"
     res = CliRunner().invoke(main, [*args, "--normalize", "0.5/0.25"])
     assert res.exit_code != 0 and "--overwrite" in res.output
+
+
+def test_spike_probe_loads_the_runs_data_once(ep_run, monkeypatch):
+    import landscape.session as session
+    from landscape.probes.spikes import SpikeProbeConfig, probe_spikes
+
+    calls = []
+    real = session.load_data
+    monkeypatch.setattr(session, "load_data", lambda spec=None, **kw: calls.append(spec) or real(spec, **kw))
+    rep = probe_spikes(ep_run, cfg=SpikeProbeConfig(at=(10,), hessian=False, points=3),
+                       session_kwargs={"subset": 16, "check_log": False})
+    assert [p.epoch for p in rep.checkpoints] == [5, 10, 20]
+    assert len(calls) == 1

@@ -431,6 +431,7 @@ def probe_spikes(run_dir: str | Path, *, log_path: Optional[str | Path] = None,
     osc = detect_oscillation(epochs, values, cfg=cfg.detector)
     ckpts = run.by_epoch
     kwargs = dict(session_kwargs or {})
+    kwargs.setdefault("data_cache", run.data_cache)  # every probe and hypothesis shares the run's data
     events = _events(spikes, osc, cfg.at, cfg.max_events)
     notes: List[str] = []
     if not ckpts and events:
@@ -470,7 +471,7 @@ def probe_spikes(run_dir: str | Path, *, log_path: Optional[str | Path] = None,
         for fn in HYPOTHESES.values():
             verdicts.append(fn(ctx))
     prov = {"run_dir": str(root), "log": str(log_file), "checkpoints": {str(k): str(v) for k, v in ckpts.items()},
-            **{k: v for k, v in kwargs.items() if k != "trust"}}
+            **{k: v for k, v in kwargs.items() if k not in ("trust", "data_cache")}}
     log_json = {"epoch": epochs, "test_loss": values,
                 "train_loss": [r.get("train_loss") if isinstance(r.get("train_loss"), float) else float("nan") for r in log]}
     return SpikeReport(run_dir=str(root), log_path=str(log_file), n_epochs=len(log), spikes=spikes,
