@@ -302,8 +302,8 @@ def fill_legacy_buffers(state: Mapping[str, torch.Tensor], expected: Mapping[str
     """Checkpoints saved before PyTorch 0.4.1 have no BatchNorm ``num_batches_tracked``: fill the
     missing counters with 0 (they only matter for ``momentum=None`` BatchNorm) and say so once."""
     missing = [k for k in expected if k not in state and k.endswith("num_batches_tracked")]
-    if not missing:
-        return state
+    if not missing or any(k not in state for k in expected if not k.endswith("num_batches_tracked")):
+        return state  # nothing to fill, or a different model: load_into reports what differs
     warnings.warn(f"{where}: legacy checkpoint (saved before PyTorch 0.4.1): {len(missing)} BatchNorm "
                   "layer(s) without num_batches_tracked; filled with 0", stacklevel=3)
     filled = dict(state)
