@@ -199,7 +199,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, hooks: Sequence[Hook] = (),
                   spikes=monitor.save_around_spikes, keep=monitor.keep, after=monitor.after,
                   batch_size=cfg.batch_size, spike_threshold=monitor.spike_threshold, model_spec=mspec,
                   data=cfg.data, meta=run_meta(cfg, mspec), seed=cfg.seed, batches=monitor.track_batches,
-                  eval_batch_size=cfg.eval_batch_size)
+                  eval_batch_size=cfg.eval_batch_size, existing="append")
     if on_monitor is not None:
         on_monitor(mon)
 
