@@ -26,7 +26,7 @@ from torch import nn
 from . import distributed
 from .checkpoint import Checkpoint, OptimizerState, load_checkpoint, load_into, map_optimizer_state
 from .data import Dataset, load_data
-from .errors import LandscapeError, SpecError
+from .errors import CheckpointError, LandscapeError, SpecError
 from .logcheck import LogCheck, check_against_log, fmt_rel, logged_loss
 from .models import ModelSpec, model_from_spec
 from .models.recognise import Recognition, recognise
@@ -147,7 +147,7 @@ def open_session(checkpoint: Optional[str] = None, *, model: Optional[str] = Non
         if settings and settings.model_name:
             notes.append(f"{settings.model_name} ({settings.source}) recognised as {recog.description}")
     if ck is not None and ck.module is None:
-        load_into(net, ck.state_dict, where=ck.path)
+        _load_weights(net, ck, sources["model"])
     space = ParamSpace.from_model(net)
     opt = None
     if ck is not None and ck.optimizer_raw is not None:
@@ -170,6 +170,22 @@ def open_session(checkpoint: Optional[str] = None, *, model: Optional[str] = Non
         test = train.with_data(ds.x_test, ds.y_test)
     return Session(ck, net, mspec, ds, loss_name, train, test, opt, space, sources, tuple(notes), recog,
                    check, str(root) if root else None)
+
+
+def _load_weights(net: nn.Module, ck: Checkpoint, model_source: str) -> None:
+    """Load the checkpoint's weights; when a ``--model`` given by hand does not fit them, say
+    which architecture they are."""
+    try:
+        load_into(net, ck.state_dict, where=ck.path)
+    except CheckpointError as exc:
+        if model_source != "flag":
+            raise
+        try:
+            recog = recognise(ck.state_dict)
+        except SpecError:
+            raise exc from None
+        raise CheckpointError(f"{exc}; the weights are {recog.description}: pass --model {recog.spec} "
+                              "or leave --model out") from None
 
 
 def _run_context(ck: Optional[Checkpoint]) -> Tuple[Optional[Path], Optional[RunSettings], Optional[RunLog]]:

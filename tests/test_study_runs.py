@@ -105,3 +105,9 @@ def test_report_reads_their_metrics(study, tmp_path):
     assert "1 epoch checkpoints" in text or "epoch checkpoints" in text
     assert "metrics.csv (long format)" in text
     assert any(b is not None and getattr(b, "name", "") == "curves" for b in sec.blocks)
+
+
+def test_a_wrong_model_flag_names_the_recognised_layout(study):
+    res = CliRunner().invoke(main, ["inspect", str(study.last), "--model", "resnet18", "--width", "0.0625"])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "torchvision ResNet-18, CIFAR stem" in res.output and "--model tv_resnet18:stem=cifar" in res.output
