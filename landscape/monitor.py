@@ -226,6 +226,10 @@ class Monitor:
         data: a data spec (e.g. ``"digits"``, ``"cifar10:DIR"``) recorded likewise.
         output_fn: picks the logits from the model's output (see :class:`~landscape.objective.Objective`).
         meta: extra entries for the checkpoints' ``landscape`` record.
+        existing: when ``out`` already holds a run (``log.csv``, ``sharpness.csv``, ``spikes.json``,
+            checkpoints): ``"refuse"`` (a one-line error, the default: two runs in one folder read as
+            one), ``"overwrite"`` (those files are removed first, nothing else) or ``"append"`` (the
+            caller manages the folder, e.g. ``landscape train --resume``).
 
     Example:
         >>> import tempfile, torch
@@ -259,7 +263,8 @@ class Monitor:
                  tensorboard: Optional[Union[str, Path]] = None, batch_size: Optional[int] = None,
                  spike_threshold: float = 5.0, model_spec: Any = None, data: Optional[str] = None,
                  output_fn: Optional[OutputFn] = None, meta: Optional[Dict[str, Any]] = None,
-                 seed: int = 0, tol: float = 1e-3, batches: int = 10, eval_batch_size: int = 1024) -> None:
+                 seed: int = 0, tol: float = 1e-3, batches: int = 10, eval_batch_size: int = 1024,
+                 existing: str = "refuse") -> None:
         if not isinstance(model, nn.Module):
             raise SpecError(f"model must be an nn.Module; got {type(model).__name__}")
         if not isinstance(optimizer, torch.optim.Optimizer):
@@ -271,6 +276,7 @@ class Monitor:
             raise SpecError(f"Monitor subset must be a positive integer or None; got {subset!r}")
         if every > 0 and train is None:
             raise SpecError("Monitor needs train=... (the training data) to measure sharpness; or every=0")
+        _claim(Path(out), existing)
         model = unwrap(model)
         self.model, self.optimizer = model, optimizer
         self.loss_fn = resolve_loss(loss)
@@ -289,6 +295,7 @@ class Monitor:
         self._eval_objectives: Dict[int, Objective] = {}
         self._loss_sum, self._loss_n = 0.0, 0
         self._closed = False
+        self.writer = _summary_writer(tensorboard) if tensorboard is not None else None
         if is_main():
             self.out.mkdir(parents=True, exist_ok=True)
             with open(self.out / "log.csv", "w", newline="") as f:
@@ -299,7 +306,6 @@ class Monitor:
             with untouched_rng(self.device):
                 self.subset = subset_tensors(train, subset=subset, seed=self.seed)
             self.tracker = self._tracker(tol=tol, batches=batches)
-        self.writer = _summary_writer(tensorboard) if tensorboard is not None else None
 
     # ------------------------------------------------------------------ setup helpers
     def _meta(self, model: nn.Module, loss: LossSpec, model_spec: Any, data: Optional[str],
@@ -531,6 +537,32 @@ class SpikeKeeper:
         if not path.exists() and is_main():
             write_payload(path, payload)
             self.saved.append(epoch)
+
+
+RUN_FILE_PATTERNS = ("log.csv", "sharpness.csv", "spikes.json", "epoch_*.pt", "step_*.pt", "*.tmp")
+
+
+def run_files(folder: Path) -> List[Path]:
+    """The files of a landscape run in ``folder`` (what ``--overwrite`` removes)."""
+    if not folder.is_dir():
+        return []
+    found = {p for pattern in RUN_FILE_PATTERNS for p in folder.glob(pattern) if p.is_file()}
+    return sorted(found)
+
+
+def _claim(out: Path, existing: str) -> None:
+    """Refuse, clear or keep a folder that already holds a run (see ``Monitor(existing=...)``)."""
+    if existing not in ("refuse", "overwrite", "append"):
+        raise SpecError(f"existing must be refuse, overwrite or append; got {existing!r}")
+    if existing == "append" or not is_main():
+        return
+    files = run_files(out)
+    if files and existing == "refuse":
+        raise LandscapeError(f"{out} already holds a run ({', '.join(sorted(p.name for p in files)[:4])}"
+                             f"{', ...' if len(files) > 4 else ''}); pass existing='overwrite' to replace it, "
+                             "or choose another out")
+    for p in files:
+        p.unlink()
 
 
 def _num(value: Optional[float]) -> float:

@@ -63,6 +63,7 @@ class Command:
     text: str
     expected: Tuple[str, ...]
     line: int  # 1-based line of the ``$ `` in the page
+    out_line: int = 0  # 1-based line of the first expected output line (for --update)
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,11 @@ class _Pending:
     text: List[str] = field(default_factory=list)
     expected: List[str] = field(default_factory=list)
     line: int = 0
+    out_line: int = 0
     continued: bool = False
+
+    def done(self) -> Command:
+        return Command(" ".join(self.text), tuple(self.expected), self.line, self.out_line)
 
 
 def _parse_commands(lines: Sequence[str], first_line: int, where: str) -> Tuple[Command, ...]:
@@ -93,12 +98,13 @@ def _parse_commands(lines: Sequence[str], first_line: int, where: str) -> Tuple[
             part = line.strip()
             cur.continued = part.endswith("\\")
             cur.text.append(part[:-1].rstrip() if cur.continued else part)
+            cur.out_line = first_line + i + 1
             continue
         if line.startswith("$ ") or line == "$":
             if cur is not None:
-                commands.append(Command(" ".join(cur.text), tuple(cur.expected), cur.line))
+                commands.append(cur.done())
             body = line[2:].strip()
-            cur = _Pending(line=first_line + i, continued=body.endswith("\\"))
+            cur = _Pending(line=first_line + i, out_line=first_line + i + 1, continued=body.endswith("\\"))
             cur.text.append(body[:-1].rstrip() if cur.continued else body)
             continue
         if cur is None:
@@ -107,7 +113,7 @@ def _parse_commands(lines: Sequence[str], first_line: int, where: str) -> Tuple[
             continue
         cur.expected.append(line)
     if cur is not None:
-        commands.append(Command(" ".join(cur.text), tuple(cur.expected), cur.line))
+        commands.append(cur.done())
     if not commands:
         raise ValueError(f"{where}: console block without a '$ ' command (use ```text for plain output)")
     out = []
@@ -115,7 +121,7 @@ def _parse_commands(lines: Sequence[str], first_line: int, where: str) -> Tuple[
         exp = list(c.expected)
         while exp and not exp[-1].strip():
             exp.pop()
-        out.append(Command(c.text, tuple(exp), c.line))
+        out.append(Command(c.text, tuple(exp), c.line, c.out_line))
     return tuple(out)
 
 
@@ -420,14 +426,32 @@ def run_command(text: str, cwd: Path, env: Dict[str, str]) -> Tuple[int, List[st
     return proc.returncode, out.splitlines()
 
 
-def check_page(path: Path, workdir: Path) -> List[str]:
-    """Run every console block of ``path`` in ``workdir``; the list of failures (empty: passed)."""
+def check_page(path: Path, workdir: Path, *, update: bool = False) -> List[str]:
+    """Run every console block of ``path`` in ``workdir``; the list of failures (empty: passed).
+
+    With ``update``, the expected output of every command whose output does not match is replaced
+    in the page by what it printed (to be reviewed and abridged with ``...`` by hand)."""
     bin_dir = make_shims(workdir / ".docs-bin")
     env = docs_env(bin_dir)
     run_dir = workdir / "run"
     run_dir.mkdir(exist_ok=True)
     failures: List[str] = []
     rel = path.relative_to(REPO) if path.is_relative_to(REPO) else path
+    replace: List[Tuple[Command, List[str]]] = []
+    try:
+        _run_blocks(path, rel, run_dir, env, failures, replace)
+    finally:
+        if update and replace:
+            lines = path.read_text(encoding="utf-8").splitlines()
+            for cmd, out in sorted(replace, key=lambda r: -r[0].out_line):
+                first = cmd.out_line - 1
+                lines[first:first + len(cmd.expected)] = out
+            path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return failures
+
+
+def _run_blocks(path: Path, rel: Path, run_dir: Path, env: Dict[str, str], failures: List[str],
+                replace: List[Tuple[Command, List[str]]]) -> None:
     for block in parse_blocks(path):
         for cmd in block.commands:
             text = substitute(cmd.text, block.test_with, cli_flags) if block.test_with else cmd.text
@@ -438,9 +462,30 @@ def check_page(path: Path, workdir: Path) -> List[str]:
                 tail = "\n    ".join(out[-8:])
                 failures.append(f"{where}\n  exit status {rc} ({'expected non-zero' if want_error else 'expected 0'})"
                                 f"\n    {tail}")
-                return failures  # later commands of the page usually depend on this one
+                return  # later commands of the page usually depend on this one
             why = output_mismatch(cmd.expected, out, numbers_vary=block.numbers_vary)
             if why:
                 shown = "\n    ".join(out[:40])
                 failures.append(f"{where}\n  {why}\n  actual output:\n    {shown}")
-    return failures
+                while out and not out[-1].strip():
+                    out.pop()
+                replace.append((cmd, [x.rstrip() for x in out]))
+
+
+if __name__ == "__main__":
+    import argparse
+    import tempfile
+
+    parser = argparse.ArgumentParser(description="Run the console examples of docs pages.")
+    parser.add_argument("pages", nargs="+", type=Path)
+    parser.add_argument("--update", action="store_true", help="write actual outputs into the pages")
+    args = parser.parse_args()
+    bad = 0
+    for page in args.pages:
+        with tempfile.TemporaryDirectory() as tmp:
+            found = check_page(page.resolve(), Path(tmp), update=args.update)
+        print(f"{page}: {'ok' if not found else f'{len(found)} mismatch(es)'}")
+        for f in found:
+            print(f)
+        bad += len(found)
+    sys.exit(1 if bad and not args.update else 0)

@@ -27,8 +27,11 @@ TINY = dataclasses.replace(
     sharp_measures="lambda_max,eps,average,pac_bayes,stability")
 
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
+def demo(tmp_path_factory, one_thread):  # noqa: ARG001 - one intra-op thread while the demo runs
     out = tmp_path_factory.mktemp("demo")
     return run_demo(out, TINY)
 

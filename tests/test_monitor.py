@@ -220,3 +220,15 @@ def test_wrapped_models_are_unwrapped(tmp_path, digits):
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     mon = Monitor(nn.DataParallel(model), opt, train=(x, y), out=tmp_path, every=0)
     assert mon.model is model and set(mon.payload()["model_state_dict"]) == {"1.weight", "1.bias"}
+
+
+def test_an_existing_run_is_refused_or_replaced(tmp_path):
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    Monitor(model, opt, out=tmp_path, every=0).save()
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(LandscapeError, match="already holds a run"):
+        Monitor(model, opt, out=tmp_path, every=0)
+    assert (tmp_path / "epoch_000.pt").exists()
+    Monitor(model, opt, out=tmp_path, every=0, existing="overwrite")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["log.csv", "notes.txt"]

@@ -9,7 +9,7 @@ import click
 from ..errors import SpecError
 from ..results import write_json
 from . import main
-from .common import analysis_options, parse_range, pop_session_kwargs
+from .common import parse_range, point_analysis_options, pop_session_kwargs
 
 
 def _range(text: Optional[str], name: str, *, auto: bool) -> Optional[Tuple[Any, ...]]:
@@ -71,7 +71,7 @@ def _write_html(result: Any, path: Optional[str]) -> None:
               help="Memory layout for 4-D inputs (default: channels_last when the model accepts it).")
 @click.option("--flush-seconds", type=click.FloatRange(min=0), default=30.0, show_default=True,
               help="Fold the journal of computed points into --out at least this often.")
-@analysis_options
+@point_analysis_options
 def slice_cmd(checkpoint: Optional[str], dirs: int, direction: str, norm: Optional[str], include_bn: bool,
               xrange: Optional[str], yrange: Optional[str], plane: Optional[Tuple[str, str, str]],
               trajectory: Tuple[str, ...], direction_file: Optional[str], no_test: bool, out: str,
@@ -110,7 +110,7 @@ def slice_cmd(checkpoint: Optional[str], dirs: int, direction: str, norm: Option
 @click.option("--html", "html_path", default=None, help="Write an interactive HTML report to PATH.")
 @click.option("--channels-last/--no-channels-last", "channels_last", default=None,
               help="Memory layout for 4-D inputs (default: channels_last when the model accepts it).")
-@analysis_options
+@point_analysis_options
 def interpolate_cmd(a: str, b: str, xrange: str, no_test: bool, out: Optional[str], overwrite: bool,
                     json_path: Optional[str], html_path: Optional[str], channels_last: Optional[bool],
                     **kwargs: Any) -> None:

@@ -50,6 +50,7 @@ def _is_slice_mapping(d: Mapping[str, Any]) -> bool:
 
 Builder = Callable[..., Section]
 BUILDERS: Dict[str, Builder] = {
+    "adam_first_step": first_step_section,
     "hessian": hessian_section,
     "sharpness": sharpness_section,
     "sharpness_run": sharpness_section,
