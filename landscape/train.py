@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import math
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
@@ -367,8 +368,10 @@ def _continue(rp: ResumePoint, state: TrainState, scheduler: EpochScheduler, gen
     rows = {int(r["epoch"]): r for r in rp.rows if isinstance(r.get("epoch"), float)}
     for _ in range(1, epoch + 1):  # one permutation per finished epoch
         torch.randperm(n_train, generator=gen)
-    for e in range(1, epoch):  # the schedule's state (and a switch to SGD) before the last epoch
-        scheduler = _end_epoch(state, scheduler, rows[e], None)
+    with warnings.catch_warnings():  # replaying the schedule steps it before any optimizer step
+        warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()`")
+        for e in range(1, epoch):  # the schedule's state (and a switch to SGD) before the last epoch
+            scheduler = _end_epoch(state, scheduler, rows[e], None)
     # the checkpoint of epoch K was written before epoch K's schedule step, as in the loop
     state.model.load_state_dict(rp.payload["model_state_dict"])
     state.optimizer.load_state_dict(rp.payload["optimizer_state_dict"])
