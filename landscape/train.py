@@ -26,7 +26,7 @@ from .data import Dataset, load_data
 from .errors import LandscapeError, SpecError
 from .losses import get_loss, mean_loss
 from .models import ModelSpec, model_from_spec
-from .monitor import LOG_COLUMNS, Monitor, write_payload
+from .monitor import LOG_COLUMNS, Monitor, run_files, write_payload
 from .monitor import checkpoint_payload as _payload
 from .objective import Objective
 from .optim import EpochScheduler, OptimizerConfig, ScheduleConfig, switch_to_sgd
@@ -273,17 +273,6 @@ def _end_epoch(state: TrainState, scheduler: EpochScheduler, row: Dict[str, floa
 
 
 # ---------------------------------------------------------------------------- run folders
-RUN_FILE_PATTERNS = ("log.csv", "sharpness.csv", "spikes.json", "epoch_*.pt", "step_*.pt", "*.tmp")
-
-
-def run_files(folder: Path) -> List[Path]:
-    """The files of a landscape run in ``folder`` (what ``--overwrite`` removes)."""
-    if not folder.is_dir():
-        return []
-    found = {p for pattern in RUN_FILE_PATTERNS for p in folder.glob(pattern) if p.is_file()}
-    return sorted(found)
-
-
 def claim_run_folder(folder: Path, *, existing: str = "refuse") -> str:
     """Decide how a run may write into ``folder``: ``"new"``, ``"overwrite"`` or ``"resume"``.
 

@@ -21,7 +21,7 @@ def _run(tmp_path, *, optimizer: str, lr: float, steps: int) -> dict:
     torch.set_num_threads(1)  # small matrices: one thread is faster and leaves the other core free
     try:
         train(TrainConfig(model="mlp:hidden=200-200,act=tanh", loss="mse-sum", optimizer=optimizer, lr=lr,
-                          batch_size=200, epochs=steps, save_every=steps), tmp_path, hooks=[tracker], dataset=small)
+                          batch_size=200, epochs=steps, save_every=steps), tmp_path / "run", hooks=[tracker], dataset=small)
     finally:
         torch.set_num_threads(threads)
     return read_sharpness(tmp_path / "sharpness.csv")
