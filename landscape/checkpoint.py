@@ -1,9 +1,13 @@
 """Reading checkpoints in the formats users actually have, without being told which.
 
-Understood: a raw ``state_dict``; a dict holding it under ``state_dict``, ``model_state_dict``,
-``model``, ``net``, ``module``, ``weights`` or ``network``; ``.safetensors`` files; key prefixes of
-DataParallel/DDP (``module.``) and ``torch.compile`` (``_orig_mod.``); optimizer state under
-``optimizer``, ``optimizer_state_dict`` or ``optim``; epoch/step from the dict or the file name.
+Recognised by content, not by key names: a raw ``state_dict``; a dict holding exactly one
+state-dict-like value (tensors keyed by parameter names) or ``nn.Module`` wherever it sits
+(``state_dict``, ``model_state``, ``net``, ``ema``, one level deeper too; several → a one-line
+error naming ``--checkpoint-key``); the optimizer state by its ``state``/``param_groups``
+structure; ``.safetensors`` files; key prefixes of DataParallel/DDP (``module.``) and
+``torch.compile`` (``_orig_mod.``); epoch/step from the dict or the file name. Checkpoints saved
+before PyTorch 0.4.1 lack BatchNorm's ``num_batches_tracked``: :func:`load_into` fills it and
+says so once.
 Loading uses ``torch.load(weights_only=True)``; a pickled ``nn.Module`` (which can run arbitrary
 code when unpickled) needs ``trust=True`` (``--trust-checkpoint``).
 
@@ -30,8 +34,6 @@ from .errors import CheckpointError
 from .optim.families import recognise_state
 from .params import ParamSpace
 
-MODEL_KEYS = ("state_dict", "model_state_dict", "model", "net", "module", "weights", "network")
-OPTIMIZER_KEYS = ("optimizer", "optimizer_state_dict", "optim")
 PREFIXES = ("module.", "_orig_mod.")
 _NAME_NUMBER = re.compile(r"(epoch|ep|step|iter|it)[_\-]?(\d+)", re.IGNORECASE)
 
@@ -121,6 +123,8 @@ class Checkpoint:
     meta: Dict[str, Any] = field(default_factory=dict)
     module: Optional[nn.Module] = None
     format: str = "state_dict"
+    key: Optional[str] = None
+    notes: Tuple[str, ...] = ()
 
     def sha256(self) -> str:
         """SHA-256 of the file (for provenance)."""
@@ -131,8 +135,9 @@ class Checkpoint:
         return h.hexdigest()
 
 
-def load_checkpoint(path: str | Path, *, trust: bool = False) -> Checkpoint:
-    """Read a checkpoint of any supported format (see module docstring)."""
+def load_checkpoint(path: str | Path, *, trust: bool = False, key: Optional[str] = None) -> Checkpoint:
+    """Read a checkpoint of any supported format (see module docstring); ``key`` picks the model
+    weights where the file holds several (``--checkpoint-key``)."""
     p = Path(path)
     if not p.exists():
         raise CheckpointError(f"checkpoint not found: {p}")
@@ -141,7 +146,7 @@ def load_checkpoint(path: str | Path, *, trust: bool = False) -> Checkpoint:
     if p.suffix == ".safetensors":
         return _load_safetensors(p)
     obj = _torch_load(p, trust)
-    return _interpret(p, obj)
+    return _interpret(p, obj, key)
 
 
 def read_position(path: str | Path) -> Tuple[Optional[int], Optional[int]]:
@@ -197,38 +202,77 @@ def _load_safetensors(p: Path) -> Checkpoint:
                       _int(meta.get("step")) or step, meta, None, "safetensors")
 
 
-def _interpret(p: Path, obj: Any) -> Checkpoint:
+def _interpret(p: Path, obj: Any, key: Optional[str] = None) -> Checkpoint:
+    """Find the model weights and the optimizer state in a loaded object by their structure."""
     name_epoch, name_step = _numbers_from_name(p.name)
     if isinstance(obj, nn.Module):
         return Checkpoint(str(p), strip_prefixes(obj.state_dict()), None, name_epoch, name_step,
                           {}, obj, "module")
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"{p} is not a checkpoint: it holds a {type(obj).__name__}")
-    if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+    if is_state_dict(obj):
         return Checkpoint(str(p), strip_prefixes(obj), None, name_epoch, name_step, {}, None, "state_dict")
-    module = None
-    weights = None
-    for key in MODEL_KEYS:
-        value = obj.get(key)
-        if isinstance(value, nn.Module):
-            module, weights = value, value.state_dict()
-            break
-        if isinstance(value, Mapping) and value and any(isinstance(v, torch.Tensor) for v in value.values()):
-            weights = value
-            break
-    if weights is None:
+    models, optimizers = find_candidates(obj)
+    if key is not None:
+        if key not in models:
+            raise CheckpointError(f"--checkpoint-key {key}: {p} holds no model weights there "
+                                  f"(weights found under: {', '.join(models) or 'none'})")
+        models = {key: models[key]}
+    if not models:
         raise CheckpointError(
-            f"{p} holds no model weights: expected a state_dict or one under "
-            f"{', '.join(MODEL_KEYS)} (found keys: {', '.join(map(str, list(obj)[:8]))})"
-        )
-    optimizer = next((obj[k] for k in OPTIMIZER_KEYS if isinstance(obj.get(k), Mapping)), None)
+            f"{p} holds no model weights: no state dict (tensors keyed by parameter names) and no "
+            f"nn.Module in it (found keys: {', '.join(map(str, list(obj)[:8]))})")
+    if len(models) > 1:
+        raise CheckpointError(f"{p} holds several sets of model weights ({', '.join(models)}); "
+                              "pick one with --checkpoint-key KEY")
+    where, value = next(iter(models.items()))
+    module = value if isinstance(value, nn.Module) else None
+    weights = value.state_dict() if module is not None else value
+    notes: Tuple[str, ...] = ()
+    optimizer = None
+    if len(optimizers) == 1:
+        optimizer = next(iter(optimizers.values()))
+    elif optimizers:
+        notes = (f"several optimizer states ({', '.join(optimizers)}); none used",)
     meta = dict(obj.get("landscape") or {})
     epoch = _int(obj.get("epoch"))
     step = _int(obj.get("step", obj.get("global_step", obj.get("iteration"))))
     tensors = {k: v for k, v in weights.items() if isinstance(v, torch.Tensor)}
     return Checkpoint(str(p), strip_prefixes(tensors), optimizer,
                       epoch if epoch is not None else name_epoch,
-                      step if step is not None else name_step, meta, module, "dict")
+                      step if step is not None else name_step, meta, module, "dict", where, notes)
+
+
+def is_state_dict(value: Any) -> bool:
+    """Tensors keyed by (dotted) parameter names: what ``module.state_dict()`` returns."""
+    return (isinstance(value, Mapping) and bool(value)
+            and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items()))
+
+
+def is_optimizer_state(value: Any) -> bool:
+    """What ``optimizer.state_dict()`` returns: ``state`` and a list of ``param_groups``."""
+    return (isinstance(value, Mapping) and "state" in value and "param_groups" in value
+            and isinstance(value["param_groups"], (list, tuple)))
+
+
+def find_candidates(obj: Mapping, prefix: str = "", depth: int = 2) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """``({path: weights or module}, {path: optimizer state})`` anywhere in ``obj`` down to
+    ``depth`` levels of nesting (paths joined with ``/``; lists of optimizer states too)."""
+    models: Dict[str, Any] = {}
+    optimizers: Dict[str, Any] = {}
+    for k, v in obj.items():
+        path = f"{prefix}{k}"
+        if isinstance(v, nn.Module) or is_state_dict(v):
+            models[path] = v
+        elif is_optimizer_state(v):
+            optimizers[path] = v
+        elif isinstance(v, (list, tuple)) and v and all(is_optimizer_state(x) for x in v):
+            optimizers.update({f"{path}/{i}": x for i, x in enumerate(v)})
+        elif isinstance(v, Mapping) and depth > 1:
+            inner_models, inner_opts = find_candidates(v, f"{path}/", depth - 1)
+            models.update(inner_models)
+            optimizers.update(inner_opts)
+    return models, optimizers
 
 
 def strip_prefixes(state: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
@@ -253,9 +297,24 @@ def check_nonfinite(state: Mapping[str, torch.Tensor], where: str) -> List[str]:
     return bad
 
 
+def fill_legacy_buffers(state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor], *,
+                        where: str = "checkpoint") -> Mapping[str, torch.Tensor]:
+    """Checkpoints saved before PyTorch 0.4.1 have no BatchNorm ``num_batches_tracked``: fill the
+    missing counters with 0 (they only matter for ``momentum=None`` BatchNorm) and say so once."""
+    missing = [k for k in expected if k not in state and k.endswith("num_batches_tracked")]
+    if not missing:
+        return state
+    warnings.warn(f"{where}: legacy checkpoint (saved before PyTorch 0.4.1): {len(missing)} BatchNorm "
+                  "layer(s) without num_batches_tracked; filled with 0", stacklevel=3)
+    filled = dict(state)
+    filled.update({k: torch.zeros_like(expected[k], device="cpu") for k in missing})
+    return filled
+
+
 def load_into(model: nn.Module, state: Mapping[str, torch.Tensor], *, where: str = "checkpoint") -> None:
     """Load weights into ``model`` after checking names and shapes; a mismatch lists what differs."""
     expected = model.state_dict()
+    state = fill_legacy_buffers(state, expected, where=where)
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     shaped = [f"{k} {tuple(state[k].shape)}≠{tuple(v.shape)}" for k, v in expected.items()

@@ -23,7 +23,7 @@ import os
 import pickle
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -34,6 +34,16 @@ from .specs import is_factory_spec, resolve_factory, split_spec
 CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
 MNIST_MEAN_STD = {"mnist": (0.1307, 0.3081), "fashion-mnist": (0.2860, 0.3530)}
+PYTORCH_CIFAR_STD = (0.2023, 0.1994, 0.2010)  # kuangliu/pytorch-cifar's values (not the true std)
+
+# --normalize presets: name -> (means, stds); "none" leaves pixels in [0, 1].
+NORMALIZE_PRESETS: Dict[str, Tuple[Tuple[float, ...], Tuple[float, ...]]] = {
+    "cifar10": (CIFAR10_MEAN, CIFAR10_STD),
+    "pytorch-cifar": (CIFAR10_MEAN, PYTORCH_CIFAR_STD),
+    "cifar100": (CIFAR100_MEAN, CIFAR100_STD),
+    "mnist": ((MNIST_MEAN_STD["mnist"][0],), (MNIST_MEAN_STD["mnist"][1],)),
+    "fashion-mnist": ((MNIST_MEAN_STD["fashion-mnist"][0],), (MNIST_MEAN_STD["fashion-mnist"][1],)),
+}
 
 DEFAULT_DATA = "digits"
 
@@ -48,18 +58,65 @@ class Dataset:
     x_test: torch.Tensor
     y_test: torch.Tensor
     num_classes: int
+    normalize: str = "none"  # the preset name or the literal MEANS/STDS applied to the pixels
+    mean: Optional[Tuple[float, ...]] = None
+    std: Optional[Tuple[float, ...]] = None
+    default_normalize: Optional[Tuple[str, Tuple[float, ...], Tuple[float, ...]]] = None  # the usual one
+    x_val: Optional[torch.Tensor] = None  # a validation split carved from the training set
+    y_val: Optional[torch.Tensor] = None
+    split_note: Optional[str] = None
 
     @property
     def input_shape(self) -> Tuple[int, ...]:
         return tuple(self.x_train.shape[1:])
 
     def split(self, which: str) -> Tuple[torch.Tensor, torch.Tensor]:
-        """``("train"|"test")`` -> ``(x, y)``."""
+        """``("train"|"val"|"test")`` -> ``(x, y)``."""
         if which == "train":
             return self.x_train, self.y_train
         if which == "test":
             return self.x_test, self.y_test
+        if which == "val" and self.x_val is not None and self.y_val is not None:
+            return self.x_val, self.y_val
         raise ValueError(which)
+
+    def carve_validation(self, n_val: int, *, seed: int) -> Dataset:
+        """The training split a run trained on when it held out ``n_val`` samples with
+        ``torch.utils.data.random_split(train, [N - n_val, n_val],
+        generator=torch.Generator().manual_seed(seed))``: its first part (in data order) stays
+        the training set, the second becomes ``x_val``/``y_val``."""
+        n = len(self.y_train)
+        if not 0 < n_val < n:
+            raise SpecError(f"the run holds out {n_val} validation samples but the training set has {n}")
+        from torch.utils.data import random_split
+
+        train_part, val_part = random_split(range(n), [n - n_val, n_val],
+                                            generator=torch.Generator().manual_seed(seed))
+        tr = torch.tensor(sorted(train_part.indices), dtype=torch.long)
+        va = torch.tensor(sorted(val_part.indices), dtype=torch.long)
+        note = (f"training split: {n - n_val} of {n} training samples (random_split with seed {seed}; "
+                f"the other {n_val} are the run's validation set)")
+        return replace(self, x_train=self.x_train[tr], y_train=self.y_train[tr],
+                       x_val=self.x_train[va], y_val=self.y_train[va], split_note=note)
+
+    def renormalized(self, normalize: Optional[str]) -> Dataset:
+        """The same samples under another ``--normalize`` (undoing the current one); ``"default"``
+        is the data set's usual preprocessing."""
+        if normalize == "default" and self.default_normalize is not None:
+            name, mean, std = self.default_normalize
+        else:
+            name, mean, std = parse_normalize(None if normalize == "default" else normalize, channels=_channels(self))
+        if name == self.normalize:
+            return self
+
+        def redo(x: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+            if x is None:
+                return None
+            raw = x if self.mean is None else x * _per_channel(self.std, x) + _per_channel(self.mean, x)
+            return raw if mean is None else (raw - _per_channel(mean, raw)) / _per_channel(std, raw)
+
+        return replace(self, x_train=redo(self.x_train), x_test=redo(self.x_test), x_val=redo(self.x_val),
+                       normalize=name, mean=mean, std=std)
 
     def subset(self, n: Optional[int], *, seed: int = 0) -> Dataset:
         """A fixed random subset of at most ``n`` samples of each split (seeded, order kept)."""
@@ -84,8 +141,12 @@ def repo_data_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parent.parent / "data"
 
 
-def load_data(spec: Optional[str] = None) -> Dataset:
-    """Load the dataset named by ``spec`` (see module docstring)."""
+def load_data(spec: Optional[str] = None, *, normalize: Optional[str] = None) -> Dataset:
+    """Load the dataset named by ``spec`` (see module docstring).
+
+    ``normalize``: ``None`` for the data set's usual preprocessing (CIFAR-10: the true per-channel
+    std; digits: standardised by the training set's mean and std), a preset of
+    :data:`NORMALIZE_PRESETS`, ``none`` or literal ``MEANS/STDS`` (``--normalize``)."""
     spec = spec or DEFAULT_DATA
     head, arg = split_spec(spec)
     loaders = {
@@ -96,8 +157,9 @@ def load_data(spec: Optional[str] = None) -> Dataset:
         "fashion-mnist": lambda a: _load_mnist(_need(spec, a), "fashion-mnist"),
         "npz": lambda a: _load_npz(Path(_need(spec, a))),
     }
+    default: Optional[Tuple[str, Sequence[float], Sequence[float]]] = None
     if head in loaders:
-        x_tr, y_tr, x_te, y_te = loaders[head](arg)
+        x_tr, y_tr, x_te, y_te, default = loaders[head](arg)
     elif head.startswith("wilson2017"):
         from .synthetic import load_wilson2017
 
@@ -109,7 +171,58 @@ def load_data(spec: Optional[str] = None) -> Dataset:
             f"unknown data spec {spec!r}; use digits, cifar10:ROOT, cifar100:ROOT, mnist:ROOT, "
             "fashion-mnist:ROOT, npz:PATH, wilson2017[:n=...] or file.py:factory"
         )
-    return _make_dataset(spec, x_tr, y_tr, x_te, y_te)
+    ds = _make_dataset(spec, x_tr, y_tr, x_te, y_te)
+    if default is not None:
+        ds = replace(ds, default_normalize=(default[0], tuple(map(float, default[1])), tuple(map(float, default[2]))))
+    if normalize is None and default is not None:
+        name, mean, std = default[0], tuple(map(float, default[1])), tuple(map(float, default[2]))
+    else:
+        name, mean, std = parse_normalize(normalize, channels=_channels(ds))
+    if mean is None:
+        return replace(ds, normalize=name)
+    return replace(ds, x_train=(ds.x_train - _per_channel(mean, ds.x_train)) / _per_channel(std, ds.x_train),
+                   x_test=(ds.x_test - _per_channel(mean, ds.x_test)) / _per_channel(std, ds.x_test),
+                   normalize=name, mean=mean, std=std)
+
+
+def parse_normalize(text: Optional[str], *, channels: int) -> Tuple[str, Optional[Tuple[float, ...]],
+                                                                    Optional[Tuple[float, ...]]]:
+    """``--normalize`` -> ``(name, means, stds)``: a preset, ``none`` (``None, None``) or literal
+    ``0.4914,0.4822,0.4465/0.2023,0.1994,0.2010`` (one value per input channel)."""
+    if text is None or text.strip().lower() in ("", "none"):
+        return "none", None, None
+    key = text.strip().lower()
+    if key in NORMALIZE_PRESETS:
+        mean, std = NORMALIZE_PRESETS[key]
+        name = key
+    else:
+        head, sep, tail = text.partition("/")
+        try:
+            if not sep:
+                raise ValueError
+            mean = tuple(float(v) for v in head.split(","))
+            std = tuple(float(v) for v in tail.split(","))
+        except ValueError:
+            raise SpecError(f"--normalize {text!r}: use a preset ({', '.join(NORMALIZE_PRESETS)}, none) "
+                            "or MEANS/STDS such as 0.4914,0.4822,0.4465/0.2023,0.1994,0.2010") from None
+        name = f"{','.join(f'{v:g}' for v in mean)}/{','.join(f'{v:g}' for v in std)}"
+    if len(mean) != len(std) or len(mean) not in (1, channels):
+        raise SpecError(f"--normalize {text}: {len(mean)} means and {len(std)} stds for data with "
+                        f"{channels} channel(s)")
+    if any(v <= 0 for v in std):
+        raise SpecError(f"--normalize {text}: standard deviations must be positive")
+    return name, tuple(mean), tuple(std)
+
+
+def _channels(ds: Dataset) -> int:
+    return int(ds.input_shape[0]) if len(ds.input_shape) == 3 else 1
+
+
+def _per_channel(values: Sequence[float], like: torch.Tensor) -> torch.Tensor:
+    """``values`` shaped to broadcast over the channel axis of ``like`` (``(N, C, ...)``)."""
+    shape = (1, -1) + (1,) * (like.dim() - 2) if like.dim() > 2 else (1, -1)
+    t = torch.tensor(values, dtype=like.dtype)
+    return t.reshape(shape) if t.numel() > 1 else t.reshape(())
 
 
 def _need(spec: str, arg: Optional[str]) -> str:
@@ -132,11 +245,6 @@ def _make_dataset(spec: str, x_tr: Any, y_tr: Any, x_te: Any, y_te: Any) -> Data
     return Dataset(spec, x_tr.float().contiguous(), y_tr, x_te.float().contiguous(), y_te, num_classes)
 
 
-def _standardise(x: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
-    shape = (1, -1) + (1,) * (x.ndim - 2)
-    return ((x - np.asarray(mean, np.float32).reshape(shape)) / np.asarray(std, np.float32).reshape(shape)).astype(np.float32)
-
-
 def _load_digits(arg: Optional[str]) -> Tuple[np.ndarray, ...]:
     path = Path(arg) if arg else repo_data_dir() / "digits.npz"
     if not path.is_file():
@@ -144,8 +252,8 @@ def _load_digits(arg: Optional[str]) -> Tuple[np.ndarray, ...]:
     with np.load(path) as z:
         x_tr = z["x_train"].astype(np.float32) / 16.0
         x_te = z["x_test"].astype(np.float32) / 16.0
-        mean, std = float(x_tr.mean()), float(x_tr.std())
-        return (_standardise(x_tr, [mean], [std]), z["y_train"], _standardise(x_te, [mean], [std]), z["y_test"])
+        mean, std = float(x_tr.mean()), float(x_tr.std())  # default: the training set's statistics
+        return x_tr, z["y_train"], x_te, z["y_test"], ("digits", [mean], [std])
 
 
 def _cifar_dir(root: str) -> Path:
@@ -210,18 +318,18 @@ def _load_cifar(root: str, classes: int) -> Tuple[np.ndarray, ...]:
     folder = _cifar_dir(root)
     if classes == 10:
         train_files = sorted(folder.glob("data_batch_*"))
-        test_files, key, (mean, std) = [folder / "test_batch"], b"labels", (CIFAR10_MEAN, CIFAR10_STD)
+        test_files, key, preset = [folder / "test_batch"], b"labels", "cifar10"
     else:
         train_files, test_files = [folder / "train"], [folder / "test"]
-        key, (mean, std) = b"fine_labels", (CIFAR100_MEAN, CIFAR100_STD)
+        key, preset = b"fine_labels", "cifar100"
     if not train_files or not all(p.is_file() for p in train_files + test_files):
         raise SpecError(f"incomplete CIFAR folder {folder}")
     tr = [read_cifar_batch(p, key) for p in train_files]
     te = [read_cifar_batch(p, key) for p in test_files]
     x_tr = np.concatenate([a for a, _ in tr]).astype(np.float32) / 255.0
     x_te = np.concatenate([a for a, _ in te]).astype(np.float32) / 255.0
-    return (_standardise(x_tr, mean, std), np.concatenate([b for _, b in tr]),
-            _standardise(x_te, mean, std), np.concatenate([b for _, b in te]))
+    return (x_tr, np.concatenate([b for _, b in tr]), x_te, np.concatenate([b for _, b in te]),
+            (preset, *NORMALIZE_PRESETS[preset]))
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -250,8 +358,7 @@ def _load_mnist(root: str, kind: str) -> Tuple[np.ndarray, ...]:
     y_tr = read_idx(_find_idx(base, "train-labels-idx1-ubyte")).astype(np.int64)
     x_te = read_idx(_find_idx(base, "t10k-images-idx3-ubyte")).astype(np.float32)[:, None] / 255.0
     y_te = read_idx(_find_idx(base, "t10k-labels-idx1-ubyte")).astype(np.int64)
-    mean, std = MNIST_MEAN_STD[kind]
-    return _standardise(x_tr, [mean], [std]), y_tr, _standardise(x_te, [mean], [std]), y_te
+    return x_tr, y_tr, x_te, y_te, (kind, *NORMALIZE_PRESETS[kind])
 
 
 def _load_npz(path: Path) -> Tuple[np.ndarray, ...]:
@@ -265,7 +372,7 @@ def _load_npz(path: Path) -> Tuple[np.ndarray, ...]:
     x_tr, y_tr, x_te, y_te = arrays
     if x_tr.dtype == np.uint8:
         x_tr, x_te = x_tr.astype(np.float32) / 255.0, x_te.astype(np.float32) / 255.0
-    return _channels_first(x_tr), y_tr, _channels_first(x_te), y_te
+    return _channels_first(x_tr), y_tr, _channels_first(x_te), y_te, None
 
 
 def _channels_first(x: np.ndarray) -> np.ndarray:

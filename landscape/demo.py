@@ -277,12 +277,13 @@ def run_demo(out: str | Path, config: Optional[DemoConfig] = None, *,
     low_lr = min(r.lr for r in config.runs if r.optimizer == "adam")
     lrs = tuple(sorted({hi.lr, low_lr}, reverse=True))
     probe_losses = tuple(dict.fromkeys((*config.probe_losses, hi.loss)))
+    sgd_momentum = next((r.momentum for r in config.runs if r.optimizer == "sgd"), 0.0)  # the grid's SGD
     say(f"probe adam-first-step: {', '.join(loss_label(x) for x in probe_losses)} from {config.high_lr_adam}'s "
         "initialisation at lr " + ", ".join(f"{x:g}" for x in lrs))
     init = str(runs_dir / config.high_lr_adam / "epoch_000.pt")
     session = open_session(init, subset=config.probe_subset, seed=config.seed, bn_mode="train", init_seed=config.seed)
     results["first_step"] = timed("first_step", lambda: adam_first_step(session, FirstStepConfig(
-        lrs=lrs, batch_size=config.batch_size, steps=config.probe_steps, seed=config.seed,
+        lrs=lrs, batch_size=config.batch_size, steps=config.probe_steps, seed=config.seed, momentum=sgd_momentum,
         hessian=config.first_step_hessian, losses=probe_losses, alphas=tuple(config.probe_alphas))))
     write_json(results["first_step"], res_dir / "adam_first_step.json")
 
@@ -493,7 +494,8 @@ def _adam_lines(config: DemoConfig, results: Dict[str, Any], trained: Dict[str, 
     fs = results["first_step"]
     batches = ("the run's own first mini-batches" if config.probe_subset is None
                else f"mini-batches of a {config.probe_subset}-sample subset")
-    lines.append(f"  first-step probe from {hi.name}'s initialisation, Adam and SGD (momentum 0) from the same start, "
+    lines.append(f"  first-step probe from {hi.name}'s initialisation, Adam and SGD (momentum {fs.config.momentum:g}) "
+                 "from the same start, "
                  f"{batches} of {fs.config.batch_size}, {fs.config.steps} steps ({fs.n_params:,} parameters):")
     for run in fs.runs:
         ad, sg = run.adam, run.sgd

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional, Tuple
 
+from .logcheck import fmt_rel
 from .session import open_session
 
 
@@ -22,9 +23,15 @@ class InspectReport:
     test_loss: Optional[float]
     test_acc: Optional[float]
     provenance: Dict[str, Any]
+    recognised: Optional[Dict[str, Any]] = None
+    log_check: Optional[Dict[str, Any]] = None
+    sources: Dict[str, str] = field(default_factory=dict)
+    notes: Tuple[str, ...] = ()
 
     def to_json(self) -> dict:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        out["notes"] = list(self.notes)
+        return out
 
     def summary(self) -> str:
         opt = self.optimizer
@@ -43,6 +50,10 @@ class InspectReport:
         lines = [
             f"checkpoint   {self.checkpoint} ({self.format})",
             f"model        {self.architecture}, {self.n_params:,} parameters",
+        ]
+        if self.recognised:
+            lines.append(f"recognised   {self.recognised['description']}")
+        lines += [
             f"optimizer    {opt_line}",
             f"epoch        {self.epoch if self.epoch is not None else '?'}"
             + (f" (step {self.step})" if self.step is not None else ""),
@@ -52,6 +63,15 @@ class InspectReport:
             lines.append(f"test         loss {self.test_loss:.6g}  acc {self.test_acc:.4f}  (n={self.provenance['n_test']})")
         else:
             lines.append("data         none given (pass --data to evaluate losses)")
+        if any(v not in ("flag", "checkpoint", "default", "default for the data") for v in self.sources.values()):
+            lines.append("from         " + ", ".join(f"{k}: {v}" for k, v in self.sources.items()))
+        if self.log_check:
+            c = self.log_check
+            diff = fmt_rel(c["rel_diff"])
+            lines.append(f"log check    {c['split']} loss at epoch {c['epoch']:g}: logged {c['logged']:.6g}, "
+                         f"recomputed {c['recomputed']:.6g} (rel. diff {diff}, "
+                         f"{'consistent' if c['consistent'] else 'INCONSISTENT'})")
+        lines += [f"note         {n}" for n in self.notes]
         return "\n".join(lines)
 
 
@@ -68,4 +88,7 @@ def inspect_checkpoint(checkpoint: str, **session_kwargs: Any) -> InspectReport:
         train_loss=train.loss if train else None, train_acc=train.acc if train else None,
         test_loss=test.loss if test else None, test_acc=test.acc if test else None,
         provenance=s.provenance(),
+        recognised=s.recognition.to_json() if s.recognition else None,
+        log_check=s.log_check.to_json() if s.log_check else None,
+        sources=dict(s.sources), notes=tuple(s.notes),
     )

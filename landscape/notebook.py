@@ -210,7 +210,7 @@ def probe_spikes(run_dir: Union[str, Path], **options: Any) -> Any:
         >>> probe_spikes("no/such/run")
         Traceback (most recent call last):
         ...
-        landscape.errors.LandscapeError: log not found: no/such/run/log.csv
+        landscape.errors.LandscapeError: run folder not found: no/such/run
     """
     from .probes.spikes import probe_spikes as probe
 

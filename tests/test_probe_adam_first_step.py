@@ -142,8 +142,9 @@ def _mlp(d: int, width: int, classes: int, *, bn: bool, seed: int = 0) -> nn.Mod
                          nn.Linear(width, classes))
 
 
-def _probe(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str, **cfg) -> AdamFirstStepResult:
-    obj = Objective(model, x, y, loss=loss, batch_size=256, bn_mode="train")
+def _probe(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str, *, bn_mode: str = "train",
+           **cfg) -> AdamFirstStepResult:
+    obj = Objective(model, x, y, loss=loss, batch_size=256, bn_mode=bn_mode)
     session = Session(None, model, None, None, loss, obj, None, None, obj.space)
     base = dict(batch_size=64, steps=10, hessian=False, alphas=(0.0, 1.0))
     return adam_first_step(session, FirstStepConfig(**{**base, **cfg}))
@@ -208,6 +209,22 @@ def test_amplified_coordinates_is_deterministic_and_in_json():
     assert amp["supported"] == (ex["rise_full"] > 0 and ex["rise_small_only"] >= 0.5 * ex["rise_full"])
 
 
+def test_stability_numbers_are_on_the_training_objective_whatever_the_bn_mode():
+    """λ_max and Adam's λ₁(P₁⁻¹H) use BatchNorm batch statistics over the training batch size, so
+    evaluating with running statistics (bn_mode eval) does not change them."""
+    x, y = _clusters(n=128)
+    runs = [_probe(_mlp(16, 32, 10, bn=True), x, y, "ce", bn_mode=mode, lrs=(0.1,), steps=1, hessian=True, tol=1e-6)
+            for mode in ("train", "eval")]
+    (a, b) = runs
+    assert a.lambda_max["value"] == pytest.approx(b.lambda_max["value"], rel=1e-6)
+    assert a.adam_step1_preconditioned_sharpness["value"] == pytest.approx(
+        b.adam_step1_preconditioned_sharpness["value"], rel=1e-6)
+    obj = a.by_loss["ce"]["stability_objective"]
+    assert obj["bn_mode"] == "train" and obj["batch_size"] == 64
+    assert b.by_loss["ce"]["stability_objective"] == obj
+    assert a.runs[0].adam.loss_before != b.runs[0].adam.loss_before  # the evaluations do follow bn_mode
+
+
 def test_compare_losses_cli(tmp_path):
     from click.testing import CliRunner
 
@@ -221,6 +238,14 @@ def test_compare_losses_cli(tmp_path):
     d = json.loads(out.read_text())
     assert [(r["loss"], r["lr"]) for r in d["runs"]] == [("ce", 0.1), ("mse-softmax", 0.1)]
     assert "lr 0.1, mse-softmax: Adam at lr 0.1 under mse-softmax" in res.output
+    # every loss convention: the starting loss of each is its own (mse-sum = C/2 · mse on logits)
+    res = CliRunner().invoke(main, args + ["--compare-losses", "all"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(out.read_text())
+    assert [r["loss"] for r in d["runs"]] == ["ce", "mse", "mse-sum", "mse-softmax"]
+    start = {k: v["loss_before"] for k, v in d["by_loss"].items()}
+    assert start["mse-sum"] == pytest.approx(5 * start["mse"], rel=1e-5)
+    assert all(len(r["causes"]) == 6 and r["mechanism"] for r in d["runs"])
     res = CliRunner().invoke(main, args + ["--compare-losses", "ce,hinge"])
     assert res.exit_code != 0
     assert res.output.strip().splitlines()[-1].startswith("error: --compare-losses 'ce,hinge': unknown loss hinge")

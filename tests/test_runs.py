@@ -14,6 +14,8 @@ from landscape.cli import main
 from landscape.models import ModelSpec, model_from_spec
 from landscape.runs import open_run, position_from_name, read_run_log, run_root_of
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 SPEC = ModelSpec("mlp:hidden=6", 10, (1, 8, 8), 1.0)
 
 
@@ -151,7 +153,34 @@ def test_session_at_loads_data_once(ep_run, monkeypatch):
 
     calls = []
     real = session.load_data
-    monkeypatch.setattr(session, "load_data", lambda spec=None: calls.append(spec) or real(spec))
+    monkeypatch.setattr(session, "load_data", lambda spec=None, **kw: calls.append(spec) or real(spec, **kw))
     run = open_run(ep_run)
     losses = [run.session_at(p, subset=16).train.evaluate().loss for p in run.ordered]
     assert len(calls) == 1 and len(set(losses)) == 3
+
+
+def test_normalize_recorded_in_slice_files_and_part_of_the_resume_key(ep_run, tmp_path):
+    import h5py
+
+    out = tmp_path / "s.h5"
+    args = ["slice", str(ep_run / "ep20.pt"), "--dirs", "1", "--range", "-1:1:3", "--subset", "16",
+            "--no-test", "--no-log-check", "--out", str(out)]
+    res = CliRunner().invoke(main, [*args, "--normalize", "none"])
+    assert res.exit_code == 0, res.output
+    with h5py.File(out, "r") as f:
+        assert f.attrs["normalize"] == "none"
+    res = CliRunner().invoke(main, [*args, "--normalize", "0.5/0.25"])
+    assert res.exit_code != 0 and "--overwrite" in res.output
+
+
+def test_spike_probe_loads_the_runs_data_once(ep_run, monkeypatch):
+    import landscape.session as session
+    from landscape.probes.spikes import SpikeProbeConfig, probe_spikes
+
+    calls = []
+    real = session.load_data
+    monkeypatch.setattr(session, "load_data", lambda spec=None, **kw: calls.append(spec) or real(spec, **kw))
+    rep = probe_spikes(ep_run, cfg=SpikeProbeConfig(at=(10,), hessian=False, points=3),
+                       session_kwargs={"subset": 16, "check_log": False})
+    assert [p.epoch for p in rep.checkpoints] == [5, 10, 20]
+    assert len(calls) == 1

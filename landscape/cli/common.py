@@ -13,12 +13,15 @@ from ..session import Session, open_session
 def data_options(fn: Callable) -> Callable:
     """``--model --data --loss --width --num-classes --trust-checkpoint``."""
     opts = [
-        click.option("--model", "model", default=None, help="Registry name (resnet18, resnet32, cnn, mlp:hidden=64-64, ...), file.py:factory or pkg.module:factory. Default: what the checkpoint records."),
-        click.option("--data", "data", default=None, help="digits (bundled), cifar10:ROOT, cifar100:ROOT, mnist:ROOT, fashion-mnist:ROOT, npz:PATH or file.py:factory. Default: what the checkpoint records."),
-        click.option("--loss", "loss", type=click.Choice(["ce", "mse", "mse-sum", "mse-softmax"]), default=None, help="Loss the run trained with (default: recorded, else ce)."),
+        click.option("--model", "model", default=None, help="Registry name (resnet18, tv_resnet18:stem=cifar, resnet32, densenet121, vgg11, cnn, mlp:hidden=64-64, ...), file.py:factory or pkg.module:factory. Default: what the checkpoint records, else recognised from the weights' keys and shapes."),
+        click.option("--data", "data", default=None, help="digits (bundled), cifar10:ROOT, cifar100:ROOT, mnist:ROOT, fashion-mnist:ROOT, npz:PATH or file.py:factory. Default: what the checkpoint records, else the run config's data root."),
+        click.option("--loss", "loss", type=click.Choice(["ce", "mse", "mse-sum", "mse-softmax"]), default=None, help="Loss the run trained with (default: recorded in the checkpoint or the run config, else ce)."),
         click.option("--width", type=float, default=None, help="Width multiplier for registry models."),
         click.option("--num-classes", type=int, default=None, help="Output classes (default: from the data)."),
         click.option("--trust-checkpoint", "trust", is_flag=True, help="Allow pickled Python objects (e.g. a whole nn.Module) in the checkpoint. Only for files you trust."),
+        click.option("--normalize", "normalize", default=None, help="Input preprocessing: cifar10 (true std; CIFAR-10's default), pytorch-cifar (std 0.2023,0.1994,0.2010), cifar100, mnist, fashion-mnist, none, or MEANS/STDS such as 0.4914,0.4822,0.4465/0.2023,0.1994,0.2010. Default: the data set's usual one."),
+        click.option("--checkpoint-key", "checkpoint_key", default=None, help="Where the model weights sit in a checkpoint holding several (e.g. model_state or ema)."),
+        click.option("--no-log-check", "check_log", is_flag=True, flag_value=False, default=True, help="Do not recompute the loss the run's log records at this checkpoint's epoch."),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -57,8 +60,8 @@ def point_analysis_options(fn: Callable) -> Callable:
         "batch split of --bn-mode train and for the Hessian of slice --direction eigen.")))
 
 
-SESSION_KEYS = ("model", "data", "loss", "width", "num_classes", "trust", "subset", "seed",
-                "batch_size", "device", "dtype", "bn_mode")
+SESSION_KEYS = ("model", "data", "loss", "width", "num_classes", "trust", "normalize", "checkpoint_key",
+                "check_log", "subset", "seed", "batch_size", "device", "dtype", "bn_mode")
 
 
 def pop_session_kwargs(kwargs: Dict[str, Any]) -> Dict[str, Any]:

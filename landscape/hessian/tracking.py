@@ -81,28 +81,36 @@ class SharpnessTracker:
         self.objective: Optional[Objective] = None
         self.warm: Dict[str, torch.Tensor] = {}
         self.rows: list = []
-        if is_main():
+        self._started = False
+
+    def _write(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Append ``rows`` to ``sharpness.csv``; the first write (re)creates it with its header.
+        Nothing is written when the tracker is built, so the run folder stays empty until training
+        starts (``landscape train`` refuses a folder that already holds run files)."""
+        if not is_main():
+            return
+        if not self._started:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "w", newline="") as f:
-                csv.DictWriter(f, fieldnames=SHARPNESS_COLUMNS).writeheader()
+        with open(self.path, "a" if self._started else "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=SHARPNESS_COLUMNS, extrasaction="ignore")
+            if not self._started:
+                writer.writeheader()
+            for r in rows:
+                writer.writerow(dict(r))
+        self._started = True
 
     def __call__(self, state: Any) -> None:
         if state.step == 1 or state.step % self.every == 0:
             row = self.measure(state)
             self.rows.append(row)
-            if is_main():
-                with open(self.path, "a", newline="") as f:
-                    csv.DictWriter(f, fieldnames=SHARPNESS_COLUMNS).writerow(row)
+            self._write([row])
 
     def restore(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Keep the rows a resumed run measured before (written back as they were read)."""
         for r in rows:
             self.rows.append({k: _as_number(v) for k, v in r.items()})
-        if is_main() and rows:
-            with open(self.path, "a", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=SHARPNESS_COLUMNS, extrasaction="ignore")
-                for r in rows:
-                    writer.writerow(dict(r))
+        if rows:
+            self._write(rows)
 
     def _objective(self, model: torch.nn.Module) -> Objective:
         if self.objective is None:

@@ -1,7 +1,9 @@
-"""ResNet-20/32/56 for CIFAR (He et al. 2016, "Deep Residual Learning for Image Recognition", §4.2):
-three stages of n BasicBlocks with 16, 32, 64 channels (depth 6n + 2) and the parameter-free
-"option A" shortcut (stride-2 subsampling with zero-padded channels). Published sizes:
-ResNet-20 0.27M, ResNet-32 0.46M, ResNet-56 0.85M parameters.
+"""ResNet-20/32/44/56/110 for CIFAR (He et al. 2016, "Deep Residual Learning for Image Recognition",
+§4.2): three stages of n BasicBlocks with 16, 32, 64 channels (depth 6n + 2) and the
+parameter-free "option A" shortcut (stride-2 subsampling with zero-padded channels). The keys
+(``conv1``, ``bn1``, ``layerK.J.{conv1,bn1,conv2,bn2}``, ``linear``) are those of the widely used
+akamaster/pytorch_resnet_cifar10 models, whose pretrained ``.th`` files therefore load as they are.
+Published sizes: ResNet-20 0.27M, ResNet-32 0.46M, ResNet-44 0.66M, ResNet-56 0.85M, ResNet-110 1.7M.
 """
 
 from __future__ import annotations
@@ -78,3 +80,11 @@ def resnet32(num_classes: int = 10, in_channels: int = 3, width: float = 1.0) ->
 
 def resnet56(num_classes: int = 10, in_channels: int = 3, width: float = 1.0) -> ResNetCifar:
     return ResNetCifar(56, num_classes, in_channels, width)
+
+
+def resnet44(num_classes: int = 10, in_channels: int = 3, width: float = 1.0) -> ResNetCifar:
+    return ResNetCifar(44, num_classes, in_channels, width)
+
+
+def resnet110(num_classes: int = 10, in_channels: int = 3, width: float = 1.0) -> ResNetCifar:
+    return ResNetCifar(110, num_classes, in_channels, width)

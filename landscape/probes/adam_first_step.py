@@ -20,7 +20,16 @@ evaluation-set loss before and after, dead ReLUs and BatchNorm input shifts
 (:mod:`~landscape.probes.activations`), the loss along each update direction (α ∈ [0, 1.5] of the
 step, with its first- and second-order model), the next ``steps`` steps of each optimizer, and
 η·λ_max at the initialisation (with the Adam step-1 preconditioned sharpness λ₁(P₁⁻¹H), P₁ =
-(1−β₁)(|g|+ε)); then a one-line verdict.
+(1−β₁)(|g|+ε), read from the optimizer's real state through :mod:`landscape.optim.families`).
+
+Mechanisms: for Adam and SGD, right after step 1 and at the end of the ``steps``, the softmax
+saturation, the full-set gradient norm, the logit scale, the between-sample share of the logits'
+variance (:func:`~landscape.probes.activations.output_stats`), dead units with BatchNorm in eval
+mode, and for Adam the first step re-applied to only the small-gradient coordinates and to only
+the large ones (:func:`amplified_experiment`). :mod:`~landscape.probes.first_step_causes` turns
+them into ``causes`` with verdicts and a one-sentence ``mechanism`` per run. With several
+``losses`` (``--compare-losses``) every measurement is repeated per loss convention, so the
+study's Adam/SGD × CE/MSE comparison is one call; ``runs`` then holds one entry per (loss, lr).
 """
 
 from __future__ import annotations
@@ -35,7 +44,7 @@ from torch import nn
 
 from ..errors import LandscapeError
 from ..hessian.stability import stability, synthetic_state
-from ..hessian.verdict import TopEigen
+from ..hessian.verdict import TopEigen, describe_objective, training_objective
 from ..hessian.verdict import top_eigenpair as top_eigen
 from ..losses import get_loss
 from ..objective import Evaluation, Objective
@@ -502,7 +511,10 @@ def adam_first_step(session: Session, cfg: FirstStepConfig) -> AdamFirstStepResu
         starts.append(st)
         obj = st.obj
         bar.update(1)
-        lam: Optional[TopEigen] = top_eigen(obj, theta0, tol=cfg.tol, seed=cfg.seed) if cfg.hessian else None
+        # stability numbers on the objective the optimizer saw: BatchNorm batch statistics over the
+        # training batch size, whatever --bn-mode the evaluations use (hessian.verdict)
+        tobj = training_objective(obj, batch_size=cfg.batch_size)
+        lam: Optional[TopEigen] = top_eigen(tobj, theta0, tol=cfg.tol, seed=cfg.seed) if cfg.hessian else None
         bar.update(1)
         pre: Optional[TopEigen] = None
         first_grad = None
@@ -516,7 +528,7 @@ def adam_first_step(session: Session, cfg: FirstStepConfig) -> AdamFirstStepResu
             adam = _step_report(session, "adam", lr, ta, theta0, st, cfg)
             sgd = _step_report(session, "sgd", lr, ts, theta0, st, cfg)
             if cfg.hessian and pre is None:  # P after step 1 does not depend on η
-                pre = top_eigen(obj, theta0, p_diag=_step1_preconditioner(obj, ta.state1), tol=cfg.tol,
+                pre = top_eigen(tobj, theta0, p_diag=_step1_preconditioner(obj, ta.state1), tol=cfg.tol,
                                 seed=cfg.seed)
             eta_lam = lr * lam.value if lam is not None else None
             sgd_stab = (stability(synthetic_state("sgd", lr=lr, momentum=cfg.momentum), lambda_max=lam.value).to_json()
@@ -541,6 +553,7 @@ def adam_first_step(session: Session, cfg: FirstStepConfig) -> AdamFirstStepResu
             "loss_before": st.eval.loss, "acc_before": st.eval.acc, "majority": majority,
             "lambda_max": lam.to_json() if lam is not None else None,
             "adam_step1_preconditioned_sharpness": pre.to_json() if pre is not None else None,
+            "stability_objective": describe_objective(tobj),
             "saturation": st.outputs.saturation, "logit_scale": _scale(st.outputs),
             "output_collapse": st.outputs.between_sample_share, "dead_units": st.dead,
         }

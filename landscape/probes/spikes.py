@@ -36,9 +36,9 @@ from ..hessian.verdict import TopEigen, curvature_verdict
 from ..monitor import SpikeKeeper, cpu_clone
 from ..progress import progress
 from ..results import result
-from ..runs import open_run, position_from_name
+from ..runs import Run, open_run, position_from_name, read_run_log
 from ..session import Session, open_session
-from ..train import TrainState, checkpoint_payload, read_log
+from ..train import TrainState, checkpoint_payload
 from .detection import (  # noqa: F401 (re-exported: the detector is part of this probe's API)
     MAD_SCALE,
     DetectorConfig,
@@ -384,32 +384,67 @@ def _roles(epoch: float, available: Sequence[int]) -> Dict[str, int]:
     return roles
 
 
+def _near_radius(available: Sequence[int]) -> float:
+    """How far (in epochs) a checkpoint may sit from an event and still describe it: twice the
+    usual spacing of the run's checkpoints, at least 2 epochs."""
+    gaps = sorted(b - a for a, b in zip(available, available[1:]))
+    return max(2.0, 2.0 * gaps[len(gaps) // 2]) if gaps else 2.0
+
+
+def _missing_around(epoch: float, ckpts: Dict[int, Path]) -> List[int]:
+    """The checkpoints a probe of the event at ``epoch`` would use: just before, at, just after."""
+    e = int(math.floor(epoch))
+    return [k for k in (e - 1, e, e + 1) if k >= 0 and k not in ckpts]
+
+
+def _far_note(ev: dict, available: Sequence[int], radius: float, run: Run) -> str:
+    """What is missing for an event far from every kept checkpoint, and how to keep it next time."""
+    kept = (f"{available[0]}–{available[-1]}" if len(available) > 3 and available[-1] - available[0] == len(available) - 1
+            else ", ".join(str(e) for e in available))
+    keep = run.config.values.get("max_checkpoints") if run.config else None
+    why = f" (the run keeps only the last {keep}: max_checkpoints: {keep})" if keep else ""
+    return (f"{ev['kind']} at epoch {_fmt(ev['epoch'])}: no checkpoint within {radius:g} epochs; the run has "
+            f"epochs {kept}{why}; missing: epochs {', '.join(str(e) for e in ev['missing'])}. Detected from the log "
+            "only; to probe it next time keep checkpoints around spikes (landscape train --save-around-spikes, "
+            "a landscape Monitor in your own loop, or a larger max_checkpoints)")
+
+
 def probe_spikes(run_dir: str | Path, *, log_path: Optional[str | Path] = None,
                  cfg: SpikeProbeConfig = SpikeProbeConfig(), session_kwargs: Optional[dict] = None) -> SpikeReport:
     """Detect spikes and oscillation in the run's log, probe the checkpoints around them, and
     judge every registered hypothesis at every event (see the module docstring)."""
     root = Path(run_dir)
-    log_file = Path(log_path) if log_path else root / "log.csv"
-    log = tuple(read_log(log_file))
+    run = open_run(root)
+    run_log = read_run_log(log_path) if log_path else run.log
+    if run_log is None:
+        raise LandscapeError(f"no log in {root}: expected log.csv, a metrics.csv (epoch,split,loss rows) or a "
+                             "CSV with epoch and test_loss columns (or pass --log)")
+    log_file = run_log.path
+    log = run_log.rows
     if not log:
         raise LandscapeError(f"{log_file} has no rows yet: nothing to detect (it holds only a header or is empty)")
-    if "test_loss" not in log[0]:
-        raise LandscapeError(f"{log_file} has no test_loss column (columns: epoch, train_loss, test_loss[, lr])")
+    if "test_loss" not in run_log.columns:
+        raise LandscapeError(f"{log_file} has no test loss (columns: {', '.join(run_log.columns)})")
     epochs = [float(r.get("epoch", i)) for i, r in enumerate(log)]
     values = [float(r["test_loss"]) if isinstance(r["test_loss"], float) else float("nan") for r in log]
     spikes = detect_spikes(epochs, values, cfg=cfg.detector)
     osc = detect_oscillation(epochs, values, cfg=cfg.detector)
-    ckpts = find_checkpoints(root)
+    ckpts = run.by_epoch
     kwargs = dict(session_kwargs or {})
+    kwargs.setdefault("data_cache", run.data_cache)  # every probe and hypothesis shares the run's data
     events = _events(spikes, osc, cfg.at, cfg.max_events)
     notes: List[str] = []
     if not ckpts and events:
         notes.append(f"no checkpoints with an epoch in {root}; only the log was analysed")
+    radius = _near_radius(list(ckpts))
     plan: List[Tuple[dict, str, int]] = []
     for ev in events:
-        roles = _roles(ev["epoch"], list(ckpts))
+        roles = {r: e for r, e in _roles(ev["epoch"], list(ckpts)).items() if abs(e - ev["epoch"]) <= radius}
         ev["checkpoints"] = roles
-        if "at" not in roles and ckpts:
+        if ckpts and not roles:
+            ev["missing"] = _missing_around(ev["epoch"], ckpts)
+            notes.append(_far_note(ev, list(ckpts), radius, run))
+        elif "at" not in roles and ckpts:
             notes.append(f"no checkpoint at epoch {_fmt(ev['epoch'])} (train with --save-around-spikes to keep one)")
         plan.extend((ev, r, e) for r, e in roles.items())
     bar = progress(len(plan), desc="spikes")
@@ -436,7 +471,7 @@ def probe_spikes(run_dir: str | Path, *, log_path: Optional[str | Path] = None,
         for fn in HYPOTHESES.values():
             verdicts.append(fn(ctx))
     prov = {"run_dir": str(root), "log": str(log_file), "checkpoints": {str(k): str(v) for k, v in ckpts.items()},
-            **{k: v for k, v in kwargs.items() if k != "trust"}}
+            **{k: v for k, v in kwargs.items() if k not in ("trust", "data_cache")}}
     log_json = {"epoch": epochs, "test_loss": values,
                 "train_loss": [r.get("train_loss") if isinstance(r.get("train_loss"), float) else float("nan") for r in log]}
     return SpikeReport(run_dir=str(root), log_path=str(log_file), n_epochs=len(log), spikes=spikes,

@@ -159,6 +159,9 @@ def _common_settings(session: Any, session_kwargs: Mapping[str, Any], objectives
                 "subset": session_kwargs.get("subset"), "seed": seed,
                 "bn_mode": session_kwargs.get("bn_mode", "eval"), "dtype": session_kwargs.get("dtype", "float32"),
                 "test": "test" in objectives}
+    # preprocessing and the run's split change every value; keys only when set, so older files resume
+    settings.update({k: prov[k] for k in ("normalize", "split")
+                     if prov.get(k) and (k != "normalize" or session_kwargs.get("normalize"))})
     attrs = {**prov, "subset": settings["subset"], "seed": seed, "bn_mode": settings["bn_mode"],
              "dtype": settings["dtype"], "batch_size": session.train.batch_size}
     return settings, attrs
