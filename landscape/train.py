@@ -369,17 +369,17 @@ def _continue(rp: ResumePoint, state: TrainState, scheduler: EpochScheduler, gen
     for _ in range(1, epoch + 1):  # one permutation per finished epoch
         torch.randperm(n_train, generator=gen)
     with warnings.catch_warnings():  # replaying the schedule steps it before any optimizer step
-        warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()`")
+        warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
         for e in range(1, epoch):  # the schedule's state (and a switch to SGD) before the last epoch
             scheduler = _end_epoch(state, scheduler, rows[e], None)
-    # the checkpoint of epoch K was written before epoch K's schedule step, as in the loop
-    state.model.load_state_dict(rp.payload["model_state_dict"])
-    state.optimizer.load_state_dict(rp.payload["optimizer_state_dict"])
-    mon.use_optimizer(state.optimizer)
-    state.epoch, state.step = epoch, int(rp.payload.get("step", 0))
-    mon.restore(rp.rows, rp.sharpness_rows, epoch=state.epoch, step=state.step)
-    if epoch >= 1:
-        scheduler = _end_epoch(state, scheduler, rows[epoch], mon)
+        # the checkpoint of epoch K was written before epoch K's schedule step, as in the loop
+        state.model.load_state_dict(rp.payload["model_state_dict"])
+        state.optimizer.load_state_dict(rp.payload["optimizer_state_dict"])
+        mon.use_optimizer(state.optimizer)
+        state.epoch, state.step = epoch, int(rp.payload.get("step", 0))
+        mon.restore(rp.rows, rp.sharpness_rows, epoch=state.epoch, step=state.step)
+        if epoch >= 1:
+            scheduler = _end_epoch(state, scheduler, rows[epoch], mon)
     return scheduler
 
 
