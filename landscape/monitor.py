@@ -539,14 +539,23 @@ class SpikeKeeper:
             self.saved.append(epoch)
 
 
+RUN_FILE_PATTERNS = ("log.csv", "sharpness.csv", "spikes.json", "epoch_*.pt", "step_*.pt", "*.tmp")
+
+
+def run_files(folder: Path) -> List[Path]:
+    """The files of a landscape run in ``folder`` (what ``--overwrite`` removes)."""
+    if not folder.is_dir():
+        return []
+    found = {p for pattern in RUN_FILE_PATTERNS for p in folder.glob(pattern) if p.is_file()}
+    return sorted(found)
+
+
 def _claim(out: Path, existing: str) -> None:
     """Refuse, clear or keep a folder that already holds a run (see ``Monitor(existing=...)``)."""
     if existing not in ("refuse", "overwrite", "append"):
         raise SpecError(f"existing must be refuse, overwrite or append; got {existing!r}")
     if existing == "append" or not is_main():
         return
-    from .train import run_files
-
     files = run_files(out)
     if files and existing == "refuse":
         raise LandscapeError(f"{out} already holds a run ({', '.join(sorted(p.name for p in files)[:4])}"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import math
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
@@ -26,7 +27,7 @@ from .data import Dataset, load_data
 from .errors import LandscapeError, SpecError
 from .losses import get_loss, mean_loss
 from .models import ModelSpec, model_from_spec
-from .monitor import LOG_COLUMNS, Monitor, write_payload
+from .monitor import LOG_COLUMNS, RUN_FILE_PATTERNS, Monitor, run_files, write_payload  # noqa: F401 (re-exported)
 from .monitor import checkpoint_payload as _payload
 from .objective import Objective
 from .optim import EpochScheduler, OptimizerConfig, ScheduleConfig, switch_to_sgd
@@ -273,17 +274,6 @@ def _end_epoch(state: TrainState, scheduler: EpochScheduler, row: Dict[str, floa
 
 
 # ---------------------------------------------------------------------------- run folders
-RUN_FILE_PATTERNS = ("log.csv", "sharpness.csv", "spikes.json", "epoch_*.pt", "step_*.pt", "*.tmp")
-
-
-def run_files(folder: Path) -> List[Path]:
-    """The files of a landscape run in ``folder`` (what ``--overwrite`` removes)."""
-    if not folder.is_dir():
-        return []
-    found = {p for pattern in RUN_FILE_PATTERNS for p in folder.glob(pattern) if p.is_file()}
-    return sorted(found)
-
-
 def claim_run_folder(folder: Path, *, existing: str = "refuse") -> str:
     """Decide how a run may write into ``folder``: ``"new"``, ``"overwrite"`` or ``"resume"``.
 
@@ -378,16 +368,18 @@ def _continue(rp: ResumePoint, state: TrainState, scheduler: EpochScheduler, gen
     rows = {int(r["epoch"]): r for r in rp.rows if isinstance(r.get("epoch"), float)}
     for _ in range(1, epoch + 1):  # one permutation per finished epoch
         torch.randperm(n_train, generator=gen)
-    for e in range(1, epoch):  # the schedule's state (and a switch to SGD) before the last epoch
-        scheduler = _end_epoch(state, scheduler, rows[e], None)
-    # the checkpoint of epoch K was written before epoch K's schedule step, as in the loop
-    state.model.load_state_dict(rp.payload["model_state_dict"])
-    state.optimizer.load_state_dict(rp.payload["optimizer_state_dict"])
-    mon.use_optimizer(state.optimizer)
-    state.epoch, state.step = epoch, int(rp.payload.get("step", 0))
-    mon.restore(rp.rows, rp.sharpness_rows, epoch=state.epoch, step=state.step)
-    if epoch >= 1:
-        scheduler = _end_epoch(state, scheduler, rows[epoch], mon)
+    with warnings.catch_warnings():  # replaying the schedule steps it before any optimizer step
+        warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+        for e in range(1, epoch):  # the schedule's state (and a switch to SGD) before the last epoch
+            scheduler = _end_epoch(state, scheduler, rows[e], None)
+        # the checkpoint of epoch K was written before epoch K's schedule step, as in the loop
+        state.model.load_state_dict(rp.payload["model_state_dict"])
+        state.optimizer.load_state_dict(rp.payload["optimizer_state_dict"])
+        mon.use_optimizer(state.optimizer)
+        state.epoch, state.step = epoch, int(rp.payload.get("step", 0))
+        mon.restore(rp.rows, rp.sharpness_rows, epoch=state.epoch, step=state.step)
+        if epoch >= 1:
+            scheduler = _end_epoch(state, scheduler, rows[epoch], mon)
     return scheduler
 
 

@@ -15,16 +15,19 @@ from landscape.train import TrainConfig, train
 def _run(tmp_path, *, optimizer: str, lr: float, steps: int) -> dict:
     ds = load_data("digits")
     small = Dataset("digits", ds.x_train[:200], ds.y_train[:200], ds.x_test[:100], ds.y_test[:100], 10)
-    tracker = SharpnessTracker(tmp_path, x=small.x_train, y=small.y_train, loss="mse-sum", every=20,
-                               train_batch_size=200)
+    # the tracker writes its sharpness.csv beside the run, not into it: `train` refuses a folder
+    # that already holds run files
+    tracker = SharpnessTracker(tmp_path / "track", x=small.x_train, y=small.y_train, loss="mse-sum",
+                               every=20, train_batch_size=200)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small matrices: one thread is faster and leaves the other core free
     try:
         train(TrainConfig(model="mlp:hidden=200-200,act=tanh", loss="mse-sum", optimizer=optimizer, lr=lr,
-                          batch_size=200, epochs=steps, save_every=steps), tmp_path, hooks=[tracker], dataset=small)
+                          batch_size=200, epochs=steps, save_every=steps), tmp_path / "run", hooks=[tracker],
+              dataset=small)
     finally:
         torch.set_num_threads(threads)
-    return read_sharpness(tmp_path / "sharpness.csv")
+    return read_sharpness(tmp_path / "track" / "sharpness.csv")
 
 
 @pytest.mark.slow

@@ -70,7 +70,7 @@ def test_bn_verdict_is_the_same_in_eval_and_train_mode(adam_bn_run, tmp_path):
     for mode in ("eval", "train"):
         out = tmp_path / f"{mode}.json"
         res = run("hessian", ckpt, "--top-k", 1, "--subset", 128, "--bn-mode", mode, "--dtype", "float64",
-                  "--tol", 1e-6, "--json", out)
+                  "--tol", 1e-6, "--preconditioned", "--json", out)
         assert res.exit_code == 0, res.output
         outs[mode] = json.loads(out.read_text())
     ev, tr = outs["eval"]["stability"], outs["train"]["stability"]
@@ -83,6 +83,10 @@ def test_bn_verdict_is_the_same_in_eval_and_train_mode(adam_bn_run, tmp_path):
     assert outs["eval"]["eigenvalues"][0] != pytest.approx(outs["train"]["eigenvalues"][0], rel=1e-3)
     assert "running statistics" in outs["eval"]["objectives"]["eigenvalues"]
     assert "batch statistics over batches of 64" in outs["eval"]["objectives"]["stability"]
+    # --preconditioned reports λ(P^-1/2 H P^-1/2) on the evaluated objective, the verdict keeps its own
+    assert "running statistics" in outs["eval"]["objectives"]["preconditioned_eigenvalues"]
+    assert outs["eval"]["preconditioned_eigenvalues"][0] != pytest.approx(ev["preconditioned_lambda_max"], rel=1e-3)
+    assert "over batches of 128" in outs["train"]["objectives"]["preconditioned_eigenvalues"]
 
 
 def test_training_objective_is_batch_statistics_over_the_run_batch_size(adam_bn_run):

@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+from test_optim_preconditioners import _flat, _model
 
 from landscape.checkpoint import OptimizerState, map_optimizer_state
 from landscape.hessian.preconditioner import preconditioner_diag
@@ -15,15 +16,6 @@ from landscape.hessian.stability import stability, threshold_for
 from landscape.optim import families
 from landscape.optim.preconditioners import frozen_model, momentum_term
 from landscape.params import ParamSpace
-
-
-def _model() -> torch.nn.Module:
-    torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2)).double()
-
-
-def _flat(model: torch.nn.Module, grads: bool = False) -> torch.Tensor:
-    return torch.cat([(p.grad if grads else p).detach().reshape(-1) for p in model.parameters()])
 
 
 def _steps(opt: torch.optim.Optimizer, model: torch.nn.Module, steps: int):

@@ -81,9 +81,10 @@ def describe_objective(objective: Objective) -> Dict[str, Any]:
         return {**base, "batch_size": None,
                 "description": f"mean loss over {objective.n} samples (no BatchNorm)"}
     if objective.bn_mode == "train":
-        return {**base, "batch_size": objective.batch_size,
+        bs = _effective_batch(objective, objective.batch_size)
+        return {**base, "batch_size": bs,
                 "description": f"mean loss over {objective.n} samples, BatchNorm batch statistics "
-                               f"over batches of {objective.batch_size}"}
+                               f"over batches of {bs}"}
     return {**base, "batch_size": None,
             "description": f"mean loss over {objective.n} samples, BatchNorm running statistics"}
 
@@ -96,11 +97,16 @@ def training_objective(objective: Objective, *, batch_size: Optional[int] = None
     if not has_batchnorm(objective):
         return objective
     bs = int(batch_size or objective.batch_size)
-    if objective.bn_mode == "train" and objective.batch_size == bs:
+    if objective.bn_mode == "train" and _effective_batch(objective, objective.batch_size) == _effective_batch(objective, bs):
         return objective
     model = _trainable_copy(objective)
     return Objective(model, objective.x, objective.y, loss=objective.loss_fn, output_fn=objective.output_fn,
                      batch_size=bs, bn_mode="train", device=objective.device, dtype=objective.dtype, shard=objective.shard)
+
+
+def _effective_batch(objective: Objective, batch_size: int) -> int:
+    """The batch size BatchNorm sees: a batch size above the sample count is one batch of them all."""
+    return min(int(batch_size), objective.n)
 
 
 def _trainable_copy(objective: Objective) -> torch.nn.Module:
