@@ -36,7 +36,7 @@ def leaf_commands() -> Iterator[Tuple[str, object, object]]:
 
     from landscape.cli import main
 
-    root = click.Context(main, info_name="landscape")
+    root = click.Context(main, info_name="landscape", **main.context_settings)  # -h as in real runs
 
     def walk(cmd: click.Command, ctx: click.Context, name: str) -> Iterator[Tuple[str, object, object]]:
         if isinstance(cmd, click.Group):
