@@ -577,3 +577,21 @@ def test_crafted_slice_file_declaring_a_huge_dataset_is_refused_unread(tmp_path)
         f.create_dataset("xcoordinates", shape=(10**7,), dtype="f8", chunks=(1000,))
     with pytest.raises(LandscapeError, match="coordinates must be 1-D with at most"):
         read_slice_h5(path)
+
+
+@pytest.mark.parametrize("doc", [
+    {"lambda_max": 3.2},
+    {"config": {"measures": ["lambda_max"]},
+     "checkpoints": [{"checkpoint": "a.pt", "lambda_max": 3.2, "train": {"loss": 0.1}}]},
+])
+def test_sharpness_json_with_only_lambda_max_opens(doc):
+    """A sharpness result of `--measures lambda_max` (older files carry no `kind`) is a sharpness
+    section, not 'cannot tell what this result is'; a Hessian result stays a Hessian section."""
+    from landscape.report import section_from_mapping
+
+    sec = section_from_mapping(doc, source="s.json", label="s.json")
+    assert sec.kind == "sharpness", sec.kind
+    from landscape.report.sharpness import is_sharpness
+
+    assert is_sharpness(doc)
+    assert not is_sharpness({"eigenvalues": [3.2], "lambda_max": 3.2})

@@ -63,9 +63,14 @@ def records(d: Any) -> List[Mapping[str, Any]]:
 
 
 def is_sharpness(d: Any) -> bool:
+    """Whether ``d`` is a sharpness result: records holding a sharpness measure. λ_max and the
+    trace alone count too (``sharpness --measures lambda_max``), unless the dict is a Hessian
+    result (which has ``eigenvalues``)."""
+    if isinstance(d, Mapping) and "eigenvalues" in d:
+        return False
     recs = records(d) if isinstance(d, (list, Mapping)) else []
     return bool(recs) and all(isinstance(r, Mapping) for r in recs) and any(
-        any(k in r for k, _ in MEASURES[2:]) for r in recs)
+        any(k in r for k, _ in MEASURES) for r in recs)
 
 
 def _label(rec: Mapping[str, Any], i: int) -> str:
