@@ -25,16 +25,15 @@ import resource
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from landscape.models import ModelSpec, model_from_spec  # noqa: E402
+from cnn_fixture import cnn_fixture  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
 from landscape.slices import read_surface  # noqa: E402
 
 
@@ -77,15 +76,7 @@ def main() -> None:
     ap.add_argument("--no-steady", action="store_true", help="without the allocator fix (for comparison)")
     args = ap.parse_args()
 
-    spec = ModelSpec("cnn", 10, (3, 32, 32), args.width)
-    torch.manual_seed(0)
-    model = model_from_spec(spec).eval()
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(args.n, 3, 32, 32, generator=g)
-    y = torch.randint(0, 10, (args.n,), generator=g)
-    tmp = Path(tempfile.mkdtemp(prefix="slice_resume_"))
-    np.savez(tmp / "data.npz", x_train=x.numpy(), y_train=y.numpy(), x_test=x[:16].numpy(), y_test=y[:16].numpy())
-    torch.save({"model_state_dict": model.state_dict(), "landscape": {"model": spec.to_json()}}, tmp / "ck.pt")
+    tmp, model, x = cnn_fixture(width=args.width, n=args.n, prefix="slice_resume_")
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "LANDSCAPE_PROGRESS": "0",
            "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     if args.no_steady:
@@ -107,6 +98,8 @@ def main() -> None:
     assert np.array_equal(read_surface(res_out).values["train_loss"], read_surface(fresh_out).values["train_loss"])
     n_fresh, n_res = fresh_stats["computed_now"], res_stats["computed_now"]
     print(f"killed after {points - n_res} of {points} points (killed: {killed['killed']}); resumed {n_res}")
+    if n_res == 0:
+        sys.exit("the kill came after the last point: nothing was resumed; use a larger --grid")
     print(f"{'per point':<28}{'fresh':>12}{'resumed':>12}")
     rows = [("loop wall s", fresh_stats["seconds_per_point"], res_stats["seconds_per_point"]),
             ("loop CPU s", fresh_stats["cpu_seconds_per_point"], res_stats["cpu_seconds_per_point"]),

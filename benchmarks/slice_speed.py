@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,7 +29,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("LANDSCAPE_PROGRESS", "0")
 
-from landscape.models import ModelSpec, model_from_spec  # noqa: E402
+from cnn_fixture import cnn_fixture  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
 from landscape.slices import slice_checkpoint  # noqa: E402
 
 
@@ -97,15 +97,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    spec = ModelSpec("cnn", 10, (3, 32, 32), args.width)
-    torch.manual_seed(0)
-    model = model_from_spec(spec).eval()
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(args.n, 3, 32, 32, generator=g)
-    y = torch.randint(0, 10, (args.n,), generator=g)
-    tmp = Path(tempfile.mkdtemp(prefix="slice_speed_"))
-    np.savez(tmp / "data.npz", x_train=x.numpy(), y_train=y.numpy(), x_test=x[:16].numpy(), y_test=y[:16].numpy())
-    torch.save({"model_state_dict": model.state_dict(), "landscape": {"model": spec.to_json()}}, tmp / "ck.pt")
+    tmp, model, x = cnn_fixture(width=args.width, n=args.n, prefix="slice_speed_")
     n_points = args.grid * args.grid
     print(f"cnn width {args.width} ({sum(p.numel() for p in model.parameters()):,} parameters), {args.n} images "
           f"3x32x32, {args.grid}x{args.grid} = {n_points} points, torch {torch.__version__}, "
