@@ -319,6 +319,11 @@ def errors_against(ref: dict, res: dict) -> Optional[float]:
     return max(abs(x - y) for x, y in zip(a, b)) / abs(a[0])
 
 
+def _num(value: Optional[float]) -> float:
+    """A number for a table cell (NaN when the measurement is missing)."""
+    return float("nan") if value is None else value
+
+
 def table(results: dict) -> str:
     """The side-by-side table (markdown)."""
     lines = ["| model | tool | top-5 HVPs | seconds | max error / λ_max | peak MB |",
@@ -342,7 +347,7 @@ def table(results: dict) -> str:
         ratio = (s["li_points_per_s"] / s["landscape_points_per_s"]) if "li_points_per_s" in s else None
         lines.append(f"| {name} | {h.get('ratio', float('nan')):.2f} ({h.get('method', '?')}) | "
                      f"{s.get('landscape_points_per_s', float('nan')):.3g} | {s.get('li_points_per_s', float('nan')):.3g} | "
-                     f"{ratio if ratio is None else round(ratio, 2)} | {s.get('max_rel_loss_difference') or float('nan'):.1e} |")
+                     f"{ratio if ratio is None else round(ratio, 2)} | {_num(s.get('max_rel_loss_difference')):.1e} |")
     return "\n".join(lines)
 
 
