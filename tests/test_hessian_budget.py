@@ -22,10 +22,12 @@ def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-def _matrix(d=120, seed=0):
+def _matrix(d=200, seed=0):
+    """Five eigenvalues 2 % apart at the top, the rest from 9 down: slow to converge."""
     g = torch.Generator().manual_seed(seed)
     U, _ = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=torch.float64))
-    eigs = torch.cat([torch.tensor([10.0, 9.0, 8.5, 8.0, 7.9]), torch.linspace(5, -1, d - 5)]).double()
+    top = torch.tensor([10.0, 9.8, 9.6, 9.4, 9.2])
+    eigs = torch.cat([top, torch.linspace(9.0, -1, d - 5)]).double()
     return U @ torch.diag(eigs) @ U.T, eigs.sort(descending=True).values
 
 
@@ -36,8 +38,11 @@ def test_products_cap_is_shared_by_consecutive_runs():
     first = eigsh(DenseOperator(A), k=5, tol=1e-12, budget=budget)      # wants far more than 30
     second = eigsh(DenseOperator(A), k=1, tol=1e-8, budget=budget)
     assert first.matvecs == 30 and first.stopped == "max_hvps" and not first.converged
-    err = (torch.tensor(first.eigenvalues) - exact[:5]).abs()
-    assert bool((err <= torch.tensor(first.error_bounds)).all())       # the bounds hold at the limit
+    # at the limit each value still comes with a bound that holds (for the nearest eigenvalue:
+    # an unconverged run may not have met every member of the top five yet)
+    near = (torch.tensor(first.eigenvalues)[:, None] - exact[None, :]).abs().min(dim=1).values
+    assert bool((near <= torch.tensor(first.error_bounds)).all())
+    assert abs(first.eigenvalues[0] - 10.0) <= first.error_bounds[0]
     # nothing left: the second run does not start, and says so instead of raising
     assert second.matvecs == 0 and second.stopped == "max_hvps" and not second.converged
     assert math.isnan(second.eigenvalues[0]) and second.error_bounds[0] == math.inf
@@ -88,7 +93,7 @@ def _runs_of(report):
 
 
 def test_hessian_budget_covers_the_verdict_smallest_and_per_layer_runs(digits_run):
-    s = open_session(str(digits_run / "epoch_003.pt"), subset=100)
+    s = open_session(str(digits_run / "epoch_003.pt"), subset=100, dtype="float64")
     cfg = dict(top_k=2, smallest=True, per_layer=True, train_batch_size=128, tol=1e-6)
     free = analyze_hessian(s.train, s.optimizer, HessianConfig(**cfg))
     total = sum(_runs_of(free).values())
@@ -129,7 +134,7 @@ def test_sharpness_run_folder_budget_per_checkpoint(digits_run, tmp_path):
               "--eig-tol", 1e-8, "--max-hvps", 4, "--json", out)
     assert res.exit_code == 0, res.output
     d = json.loads(out.read_text())
-    assert d["config"]["max_hvps"] == 4 and len(d["checkpoints"]) == 3
+    assert d["config"]["max_hvps"] == 4 and len(d["checkpoints"]) == 4      # epochs 0-3
     for ck in d["checkpoints"]:
         lam, st = ck["lambda_max"], ck["stability"]
         used = lam["matvecs"] + sum(r["matvecs"] for r in st["runs"].values())
