@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 import torch
 
 from ..checkpoint import OptimizerState
-from ..errors import LandscapeError
+from ..errors import OptionError
 from ..objective import Objective
 from ..results import result
 from .batch_sharpness import BatchSharpness, batch_sharpness, batch_stability
@@ -256,19 +256,19 @@ def analyze_hessian(objective: Objective, optimizer: Optional[OptimizerState] = 
     iteration (for a progress display with the worst bound and an ETA). ``config.max_hvps`` and
     ``config.time_budget`` limit each Lanczos run (the budget is for all of them together)."""
     if config.top_k < 1:
-        raise LandscapeError("--top-k must be at least 1")
+        raise OptionError("{top_k} must be at least 1")
     if config.top_k > objective.dim:
-        raise LandscapeError(f"--top-k {config.top_k} exceeds the {objective.dim} parameters")
+        raise OptionError("{top_k} {value} exceeds the {dim} parameters", value=config.top_k, dim=objective.dim)
     if not config.tol > 0:
-        raise LandscapeError("--tol must be positive")
+        raise OptionError("{tol} must be positive")
     if config.converge not in ("values", "vectors"):
-        raise LandscapeError("--converge must be values or vectors")
+        raise OptionError("{converge} must be values or vectors")
     if config.max_hvps is not None and config.max_hvps < 1:
-        raise LandscapeError("--max-hvps must be at least 1")
+        raise OptionError("{max_hvps} must be at least 1")
     if config.time_budget is not None and not config.time_budget > 0:
-        raise LandscapeError("--time-budget must be a positive number of seconds")
+        raise OptionError("{time_budget} must be a positive number of seconds")
     if config.block != "auto" and (isinstance(config.block, str) or int(config.block) < 1):
-        raise LandscapeError("--block must be a positive integer or auto")
+        raise OptionError("{block} must be a positive integer or auto")
     t0 = time.perf_counter()
     start = objective.hvp_count
     notes: List[str] = []
@@ -318,7 +318,7 @@ def analyze_hessian(objective: Objective, optimizer: Optional[OptimizerState] = 
     bsharp = bstab = None
     if config.batch_sharpness:
         if not config.train_batch_size:
-            raise LandscapeError("--batch-sharpness needs the training batch size: pass --train-batch-size "
+            raise OptionError("{batch_sharpness} needs the training batch size: pass {train_batch_size} "
                                  "(checkpoints of `landscape train` record it)")
         bsharp = batch_sharpness(verdict.training or objective, batch_size=config.train_batch_size,
                                  batches=config.batches, seed=config.seed, theta=theta)
