@@ -230,6 +230,13 @@ def _cli_param_names():
     return names
 
 
+def test_no_template_is_an_f_string():  # an f-string would fill (and lose) the fields before the class sees them
+    found = [f"{path.relative_to(PACKAGE)}:{node.lineno}" for path, tree in _modules() for node in ast.walk(tree)
+             if isinstance(node, ast.Call) and _call_name(node) in TEMPLATE_CALLS and node.args
+             and isinstance(node.args[0], ast.JoinedStr)]
+    assert found == []
+
+
 def test_every_field_maps_to_a_cli_option():
     fields = _template_fields()
     assert len(fields) > 80  # the walk finds the templates
