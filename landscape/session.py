@@ -26,7 +26,14 @@ from torch import nn
 from . import distributed
 from .checkpoint import Checkpoint, OptimizerState, load_checkpoint, load_into, map_optimizer_state
 from .data import Dataset, load_data
-from .errors import CheckpointError, CheckpointOptionError, LandscapeError, OptionError, Phrase, SpecError, SpecOptionError
+from .errors import (
+    CheckpointError,
+    CheckpointOptionError,
+    OptionError,
+    Phrase,
+    SpecError,
+    SpecOptionError,
+)
 from .logcheck import LogCheck, check_against_log, fmt_rel, logged_loss
 from .models import ModelSpec, model_from_spec
 from .models.recognise import Recognition, recognise

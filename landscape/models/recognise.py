@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from ..errors import SpecError, SpecOptionError
+from ..errors import SpecOptionError
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Mapping, Optional
 
 import torch
 
-from ..errors import SpecOptionError  # fields named as in TrainConfig, where users set them
+from ..errors import SpecError, SpecOptionError
 
 SCHEDULERS = ("none", "plateau", "step", "cosine")
 METRICS = ("test_acc", "test_loss", "train_acc", "train_loss")
