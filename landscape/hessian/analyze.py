@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 import torch
 
 from ..checkpoint import OptimizerState
-from ..errors import LandscapeError
+from ..errors import OptionError
 from ..objective import Objective
 from ..results import internal, result
 from .batch_sharpness import BatchSharpness, batch_sharpness, batch_stability
@@ -76,7 +76,7 @@ def first_pass(objective: Objective, *, subset: int, k: int, which: str = "LA", 
     tolerance (``tol`` relative: the subset's Hessian differs from the full one by far more than
     that, so more accuracy would not give a better start). None when ``subset`` covers the data."""
     if subset < 1:
-        raise LandscapeError("--first-pass-subset must be at least 1")
+        raise OptionError("{subset} must be at least 1")
     if subset >= objective.n:
         return None
     sub = objective.with_data(objective.x[:subset], objective.y[:subset])
@@ -319,21 +319,21 @@ def analyze_hessian(objective: Objective, optimizer: Optional[OptimizerState] = 
     of the call together (first pass, top-k, the verdict's runs, preconditioned, smallest,
     per-layer), spent in that order; trace and density keep their own fixed product counts."""
     if config.top_k < 1:
-        raise LandscapeError("--top-k must be at least 1")
+        raise OptionError("{top_k} must be at least 1")
     if config.top_k > objective.dim:
-        raise LandscapeError(f"--top-k {config.top_k} exceeds the {objective.dim} parameters")
+        raise OptionError("{top_k} {value} exceeds the {dim} parameters", value=config.top_k, dim=objective.dim)
     if not config.tol > 0:
-        raise LandscapeError("--tol must be positive")
+        raise OptionError("{tol} must be positive")
     if config.converge not in ("values", "vectors"):
-        raise LandscapeError("--converge must be values or vectors")
+        raise OptionError("{converge} must be values or vectors")
     if config.max_hvps is not None and config.max_hvps < 1:
-        raise LandscapeError("--max-hvps must be at least 1")
+        raise OptionError("{max_hvps} must be at least 1")
     if config.time_budget is not None and not config.time_budget > 0:
-        raise LandscapeError("--time-budget must be a positive number of seconds")
+        raise OptionError("{time_budget} must be a positive number of seconds")
     if config.block != "auto" and (isinstance(config.block, str) or int(config.block) < 1):
-        raise LandscapeError("--block must be a positive integer or auto")
+        raise OptionError("{block} must be a positive integer or auto")
     if config.first_pass_subset is not None and config.first_pass_subset < 1:
-        raise LandscapeError("--first-pass-subset must be at least 1")
+        raise OptionError("{first_pass_subset} must be at least 1")
     t0 = time.perf_counter()
     budget = Budget(max_hvps=config.max_hvps, seconds=config.time_budget)
     start = objective.hvp_count
@@ -355,7 +355,7 @@ def analyze_hessian(objective: Objective, optimizer: Optional[OptimizerState] = 
         fp = first_pass(objective, subset=config.first_pass_subset, k=config.top_k, seed=config.seed,
                         theta=theta, method=config.method, **limits("first pass"))
         if fp is None:
-            notes.append(f"--first-pass-subset {config.first_pass_subset} covers all {objective.n} samples: "
+            notes.append(f"the first-pass subset ({config.first_pass_subset}) covers all {objective.n} samples: "
                          "no first pass")
     top = eigsh(wrap(base, "top eigenvalues"), k=config.top_k, which="LA", tol=config.tol, seed=config.seed,
                 converge=config.converge, block=config.block, v0=fp.start if fp is not None else None,
@@ -391,7 +391,7 @@ def analyze_hessian(objective: Objective, optimizer: Optional[OptimizerState] = 
     bsharp = bstab = None
     if config.batch_sharpness:
         if not config.train_batch_size:
-            raise LandscapeError("--batch-sharpness needs the training batch size: pass --train-batch-size "
+            raise OptionError("{batch_sharpness} needs the training batch size: pass {train_batch_size} "
                                  "(checkpoints of `landscape train` record it)")
         bsharp = batch_sharpness(verdict.training or objective, batch_size=config.train_batch_size,
                                  batches=config.batches, seed=config.seed, theta=theta)

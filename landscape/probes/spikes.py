@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from ..errors import LandscapeError
+from ..errors import LandscapeError, OptionError
 from ..hessian.analyze import top_eigen as _top_eigen
 from ..hessian.batch_sharpness import train_batch_size
 from ..hessian.lanczos import Budget
@@ -301,7 +301,7 @@ def probe_checkpoint(path: Path, epoch: int, role: str, event_epoch: float, *, p
     ``cfg.max_hvps``/``cfg.time_budget``: one budget for this checkpoint's Lanczos runs together."""
     s = open_session(str(path), **session_kwargs)
     if s.train is None or s.test is None:
-        raise LandscapeError("the spike probe needs train and test data (--data)")
+        raise OptionError("the spike probe needs train and test data ({data})")
     obj, theta = s.train, s.train.theta0
     ev_tr, ev_te = obj.evaluate(), s.test.evaluate()
     lr, lr_source = _lr_for(epoch, s, log, cfg.lr)
@@ -422,8 +422,8 @@ def probe_spikes(run_dir: str | Path, *, log_path: Optional[str | Path] = None,
     run = open_run(root)
     run_log = read_run_log(log_path) if log_path else run.log
     if run_log is None:
-        raise LandscapeError(f"no log in {root}: expected log.csv, a metrics.csv (epoch,split,loss rows) or a "
-                             "CSV with epoch and test_loss columns (or pass --log)")
+        raise OptionError("no log in {root}: expected log.csv, a metrics.csv (epoch,split,loss rows) or a "
+                          "CSV with epoch and test_loss columns (or pass {log_path})", root=root)
     log_file = run_log.path
     log = run_log.rows
     if not log:

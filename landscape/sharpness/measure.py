@@ -24,7 +24,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from ..errors import LandscapeError
+from ..errors import Field, LandscapeError, OptionError
 from ..objective import Evaluation, Objective
 from ..optim.families import is_adaptive
 from ..progress import progress
@@ -91,20 +91,21 @@ class SharpnessConfig:
 
     def __post_init__(self) -> None:
         if self.pac_criterion not in ("loss", "error"):
-            raise LandscapeError("--pac-criterion must be 'loss' or 'error'")
-        checks = {"--eps": self.eps, "--rho": self.rho, "--adaptive-rho": self.adaptive_rho,
-                  "--pac-target": self.pac_target}
+            raise OptionError("{pac_criterion} must be 'loss' or 'error'")
+        checks = {"eps": self.eps, "rho": self.rho, "adaptive_rho": self.adaptive_rho,
+                  "pac_target": self.pac_target}
         for name, value in checks.items():
             if not (value > 0 and math.isfinite(value)):
-                raise LandscapeError(f"{name} must be a positive number, got {value}")
+                raise OptionError("{name} must be a positive number, got {value}", name=Field(name), value=value)
         if self.sigma is not None and not self.sigma > 0:
-            raise LandscapeError(f"--sigma must be positive, got {self.sigma}")
+            raise OptionError("{sigma} must be positive, got {value}", value=self.sigma)
         if self.max_hvps is not None and self.max_hvps < 1:
-            raise LandscapeError(f"--max-hvps must be at least 1, got {self.max_hvps}")
+            raise OptionError("{max_hvps} must be at least 1, got {value}", value=self.max_hvps)
         if self.time_budget is not None and not (self.time_budget > 0 and math.isfinite(self.time_budget)):
-            raise LandscapeError(f"--time-budget must be a positive number of seconds, got {self.time_budget}")
+            raise OptionError("{time_budget} must be a positive number of seconds, got {value}",
+                              value=self.time_budget)
         if self.samples < 2 or self.steps < 1 or self.restarts < 1 or self.trace_matvecs < 3:
-            raise LandscapeError("need --samples >= 2, --steps >= 1, --restarts >= 1, --trace-matvecs >= 3")
+            raise OptionError("need {samples} >= 2, {steps} >= 1, {restarts} >= 1, {trace_matvecs} >= 3")
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -182,7 +183,7 @@ def measure_session(session: Session, config: SharpnessConfig = SharpnessConfig(
     """
     obj = session.train
     if obj is None:
-        raise LandscapeError("sharpness needs the training data; pass --data")
+        raise OptionError("sharpness needs the training data; pass {data}")
     warm = dict(warm or {})
     cfg = config
     seconds: Dict[str, float] = {}
