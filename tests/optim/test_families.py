@@ -8,7 +8,7 @@ import math
 
 import pytest
 import torch
-from test_optim_preconditioners import _flat, _model
+from tests.optim.test_preconditioners import _flat, _model
 
 from landscape.checkpoint import OptimizerState, map_optimizer_state
 from landscape.hessian.preconditioner import preconditioner_diag

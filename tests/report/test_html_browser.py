@@ -24,7 +24,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 import pytest
-from test_report import figures_of, parse_page, write_inputs
+from tests.report.test_html import figures_of, parse_page, write_inputs
 
 from landscape.report import write_html
 
