@@ -1,16 +1,15 @@
-"""Trace (Hutchinson, Hutch++), SLQ density and per-layer blocks against dense float64 Hessians."""
+"""Trace estimators (landscape.hessian.trace: Hutchinson, Hutch++) against dense float64 Hessians
+and a matrix of known spectrum: within 5% after training, honest standard errors."""
 
 import math
 
 import pytest
 import torch
-from cases import dense_hessian, objective_for
+from cases import dense_hessian, objective_for, spiked_matrix
 
-from landscape.hessian import DenseOperator, HessianOperator, hutchinson, hutchpp, slq
-from landscape.hessian.analyze import layer_blocks, per_layer_eigen
+from landscape.hessian import DenseOperator, HessianOperator, hutchinson, hutchpp
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
 
 CASES = [("mlp_tanh", "ce"), ("mlp_relu", "mse"), ("bn_cnn", "ce")]
 
@@ -58,16 +57,8 @@ def test_trace_stderr_covers_the_error_at_init(dense, case, loss):
         assert abs(est.trace - true) <= 4 * est.stderr
 
 
-def _spiked(d=400, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    U, _ = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=torch.float64))
-    eigs = torch.cat([torch.tensor([50.0, 30.0, 20.0, 10.0, 8.0], dtype=torch.float64),
-                      torch.rand(d - 5, generator=g, dtype=torch.float64) * 0.5 - 0.1])
-    return U @ torch.diag(eigs) @ U.T, eigs
-
-
 def test_hutchinson_stderr_is_honest_and_hutchpp_beats_it():
-    A, eigs = _spiked()
+    A, eigs = spiked_matrix()
     true = float(eigs.sum())
     errs_h, errs_pp, z = [], [], []
     for seed in range(8):
@@ -80,43 +71,3 @@ def test_hutchinson_stderr_is_honest_and_hutchpp_beats_it():
     assert max(abs(v) for v in z) < 4
     assert 0.4 < math.sqrt(sum(v * v for v in z) / len(z)) < 2.0
     assert sum(errs_pp) < 0.5 * sum(errs_h)
-
-
-def test_slq_density_and_trace():
-    A, eigs = _spiked(d=300, seed=1)
-    res = slq(DenseOperator(A), steps=40, runs=4, seed=0, grid_points=2000)
-    grid = torch.tensor(res.grid, dtype=torch.float64)
-    vals = torch.tensor(res.values, dtype=torch.float64)
-    mass = float(torch.trapezoid(vals, grid))
-    assert mass == pytest.approx(1.0, abs=0.02)                    # a probability density
-    assert max(max(n) for n in res.nodes) == pytest.approx(50.0, rel=1e-6)   # extreme node = λ_max
-    for w in res.weights:
-        assert sum(w) == pytest.approx(1.0, abs=1e-10)
-    # the SLQ trace d·Σ τθ is zᵀAz per run (‖z‖² = d): unbiased, variance 2(‖A‖²_F − Σ A_ii²)/runs
-    sd = math.sqrt(2 * (float((A * A).sum()) - float((A.diagonal() ** 2).sum())) / res.runs)
-    assert abs(res.trace - float(eigs.sum())) <= 4 * sd
-    # the bulk (95% of the eigenvalues) sits in [-0.1, 0.4]: most of the mass is there
-    bulk = (grid > -0.1 - 5 * res.sigma) & (grid < 0.4 + 5 * res.sigma)
-    assert float(torch.trapezoid(vals * bulk, grid)) > 0.9
-    assert res.matvecs == 160
-
-
-def test_slq_on_a_network_matches_dense_moments(dense):
-    obj, H = dense[("mlp_tanh", "ce")]
-    res = slq(HessianOperator(obj), steps=20, runs=3, seed=1)
-    evals = torch.linalg.eigvalsh(H)
-    assert max(max(n) for n in res.nodes) == pytest.approx(float(evals[-1]), rel=1e-6)
-    assert abs(res.trace - float(evals.sum())) <= 4 * res.trace_stderr + 1e-6 * float(evals.abs().sum())
-
-
-def test_per_layer_blocks_match_dense_blocks(dense):
-    obj, H = dense[("bn_cnn", "ce")]
-    blocks = layer_blocks(obj)
-    assert list(blocks) == ["conv", "bn", "fc"]
-    out = per_layer_eigen(HessianOperator(obj), blocks, tol=1e-7)
-    for item in out:
-        sl = blocks[item.name]
-        exact = float(torch.linalg.eigvalsh(H[sl, sl])[-1])
-        assert item.lambda_max == pytest.approx(exact, rel=1e-5, abs=1e-9)
-        assert item.params == sl.stop - sl.start
-        assert item.converged
