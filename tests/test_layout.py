@@ -78,7 +78,6 @@ TESTED_THROUGH: Dict[str, Tuple[str, ...]] = {
     "session.py": ("cli/test_hessian.py", "models/test_recognise.py"),
     "slices/evaluate.py": ("slices/test_api.py",),
     "slices/grid.py": ("slices/test_api.py",),
-    "slices/store.py": ("slices/test_api.py",),
     "slices/surface.py": ("slices/test_api.py",),
     "specs.py": ("integration/test_security.py",),
     "version.py": ("slices/test_api.py",),
