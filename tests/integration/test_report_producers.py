@@ -9,10 +9,10 @@ import json
 import h5py
 import numpy as np
 import pytest
-from tests.report.test_html import fig_named, figures_of, parse_page
 
 from landscape.report import build_report, write_html
 from landscape.results import jsonable
+from tests.report.test_html import fig_named, figures_of, parse_page
 
 
 @pytest.fixture(scope="module")

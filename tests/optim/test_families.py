@@ -8,7 +8,6 @@ import math
 
 import pytest
 import torch
-from tests.optim.test_preconditioners import _flat, _model
 
 from landscape.checkpoint import OptimizerState, map_optimizer_state
 from landscape.hessian.preconditioner import preconditioner_diag
@@ -16,6 +15,7 @@ from landscape.hessian.stability import stability, threshold_for
 from landscape.optim import families
 from landscape.optim.preconditioners import frozen_model, momentum_term
 from landscape.params import ParamSpace
+from tests.optim.test_preconditioners import _flat, _model
 
 
 def _steps(opt: torch.optim.Optimizer, model: torch.nn.Module, steps: int):
