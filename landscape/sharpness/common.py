@@ -21,7 +21,7 @@ from typing import ClassVar, Dict, Optional, Tuple
 
 import torch
 
-from ..errors import LandscapeError
+from ..errors import OptionError
 from ..objective import Objective
 from ..results import result
 
@@ -34,8 +34,8 @@ def perturbation_mask(objective: Objective, *, include_bn: bool = False) -> torc
     kinds = ("weight", "bias", "norm") if include_bn else ("weight", "bias")
     mask = objective.space.mask(kinds, like=objective.theta0)
     if not bool(mask.any()):
-        raise LandscapeError("no parameters to perturb (the model has only normalisation-layer "
-                             "parameters); pass --include-bn")
+        raise OptionError("no parameters to perturb (the model has only normalisation-layer "
+                          "parameters); pass {include_bn}")
     return mask
 
 
@@ -151,7 +151,7 @@ def maximize_in_ball(objective: Objective, scale: torch.Tensor, *, norm: str, st
     if norm not in ("l2", "linf"):
         raise ValueError("norm must be 'l2' or 'linf'")
     if steps < 1 or restarts < 1:
-        raise LandscapeError("--steps and --restarts must be at least 1")
+        raise OptionError("{steps} and {restarts} must be at least 1")
     theta = objective.theta0 if theta is None else theta
     active = scale != 0
     best_overall: Optional[Tuple[float, torch.Tensor, Tuple[float, ...], float]] = None
