@@ -48,7 +48,6 @@ TESTED_THROUGH: Dict[str, Tuple[str, ...]] = {
     "cli/sharpness.py": ("sharpness/test_measure.py",),
     "cli/slices.py": ("slices/test_api.py",),
     "cli/toy.py": ("test_toy.py",),
-    "errors.py": ("cli/test_basic.py", "test_outputs.py"),
     "hessian/operator.py": ("hessian/test_lanczos.py", "hessian/test_preconditioner.py"),
     "inspection.py": ("cli/test_basic.py",),
     "logcheck.py": ("test_runs.py", "integration/test_study_runs.py"),
@@ -101,13 +100,17 @@ def package_modules() -> List[Path]:
 def mirrored(test: Path) -> Optional[Path]:
     """The package module (or package) that ``test`` mirrors, relative to landscape/, or None.
 
-    ``test_b_c_d.py`` is tried as ``b_c_d``, ``b_c``, ``b`` in turn: the longest module name wins."""
+    ``test_b_c_d.py`` is tried as ``b_c_d``, ``b_c``, ``b`` in turn: the longest module name wins.
+    A package is mirrored by its exact name only (``test_models.py``): tests of one part of a
+    package belong in its folder (``tests/hessian/test_lanczos_budget.py``, not
+    ``tests/test_hessian_budget.py``)."""
     words = test.stem[len("test_"):].split("_")
     for n in range(len(words), 0, -1):
         name = "_".join(words[:n])
-        for candidate in (test.parent / f"{name}.py", test.parent / name):
-            if (PKG / candidate).is_file() or (PKG / candidate / "__init__.py").is_file():
-                return candidate
+        if (PKG / test.parent / f"{name}.py").is_file():
+            return test.parent / f"{name}.py"
+        if n == len(words) and (PKG / test.parent / name / "__init__.py").is_file():
+            return test.parent / name
     return None
 
 
@@ -172,5 +175,6 @@ def test_the_mirror_rule() -> None:
     assert mirrored(Path("test_models.py")) == Path("models")              # a package
     assert mirrored(Path("test_objective_data.py")) == Path("objective.py")
     assert mirrored(Path("hessian/test_nothing.py")) is None
+    assert mirrored(Path("test_hessian_budget.py")) is None                 # a part of a package: its folder
     assert mirrored(Path("test_lanczos.py")) is None                        # the folder matters
     assert cross_cutting(Path("integration/test_security.py")) and not cross_cutting(Path("test_security.py"))
