@@ -12,7 +12,7 @@ import pytest
 
 from landscape.report import build_report, write_html
 from landscape.results import jsonable
-from tests.report.test_html import fig_named, figures_of, parse_page
+from tests.report.pages import fig_named, figures_of, parse_page
 
 
 @pytest.fixture(scope="module")
