@@ -30,7 +30,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import torch
 from torch import nn
 
-from .errors import CheckpointError
+from .errors import CheckpointError, CheckpointOptionError
 from .optim.families import recognise_state
 from .params import ParamSpace
 
@@ -178,9 +178,9 @@ def _torch_load(p: Path, trust: bool) -> Any:
         return torch.load(p, map_location="cpu", weights_only=not trust)
     except pickle.UnpicklingError as exc:
         if not trust and "weights_only" in str(exc):
-            raise CheckpointError(
-                f"{p} holds Python objects that safe loading refuses (e.g. a pickled nn.Module); "
-                "if you trust the file, pass --trust-checkpoint"
+            raise CheckpointOptionError(
+                "{p} holds Python objects that safe loading refuses (e.g. a pickled nn.Module); "
+                "if you trust the file, pass {trust}", p=p
             ) from None
         raise CheckpointError(f"cannot read {p}: not a valid checkpoint ({_first_line(exc)})") from None
     except Exception as exc:  # torch raises many types for damaged files (KeyError, EOFError, ...)
@@ -215,16 +215,17 @@ def _interpret(p: Path, obj: Any, key: Optional[str] = None) -> Checkpoint:
     models, optimizers = find_candidates(obj)
     if key is not None:
         if key not in models:
-            raise CheckpointError(f"--checkpoint-key {key}: {p} holds no model weights there "
-                                  f"(weights found under: {', '.join(models) or 'none'})")
+            raise CheckpointOptionError("{checkpoint_key} {key}: {p} holds no model weights there "
+                                        "(weights found under: {found})", key=key, p=p,
+                                        found=", ".join(models) or "none")
         models = {key: models[key]}
     if not models:
         raise CheckpointError(
             f"{p} holds no model weights: no state dict (tensors keyed by parameter names) and no "
             f"nn.Module in it (found keys: {', '.join(map(str, list(obj)[:8]))})")
     if len(models) > 1:
-        raise CheckpointError(f"{p} holds several sets of model weights ({', '.join(models)}); "
-                              "pick one with --checkpoint-key KEY")
+        raise CheckpointOptionError("{p} holds several sets of model weights ({found}); "
+                                    "pick one with {checkpoint_key} KEY", p=p, found=", ".join(models))
     where, value = next(iter(models.items()))
     module = value if isinstance(value, nn.Module) else None
     weights = value.state_dict() if module is not None else value
@@ -325,8 +326,8 @@ def load_into(model: nn.Module, state: Mapping[str, torch.Tensor], *, where: str
             if items:
                 more = f" (+{len(items) - 3} more)" if len(items) > 3 else ""
                 parts.append(f"{label}: {', '.join(items[:3])}{more}")
-        raise CheckpointError(f"{where} does not match the model — " + "; ".join(parts)
-                              + " (is --model right?)")
+        raise CheckpointOptionError("{where} does not match the model — {parts} (is {model} right?)",
+                                    where=where, parts="; ".join(parts))
     check_nonfinite(state, where)
     with torch.no_grad():
         model.load_state_dict({k: state[k] for k in expected}, strict=True)

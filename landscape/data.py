@@ -28,7 +28,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from .errors import SpecError
+from .errors import SpecError, SpecOptionError
 from .specs import is_factory_spec, resolve_factory, split_spec
 
 CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
@@ -203,14 +203,15 @@ def parse_normalize(text: Optional[str], *, channels: int) -> Tuple[str, Optiona
             mean = tuple(float(v) for v in head.split(","))
             std = tuple(float(v) for v in tail.split(","))
         except ValueError:
-            raise SpecError(f"--normalize {text!r}: use a preset ({', '.join(NORMALIZE_PRESETS)}, none) "
-                            "or MEANS/STDS such as 0.4914,0.4822,0.4465/0.2023,0.1994,0.2010") from None
+            raise SpecOptionError("{normalize} {text!r}: use a preset ({presets}, none) or MEANS/STDS such as "
+                                  "0.4914,0.4822,0.4465/0.2023,0.1994,0.2010", text=text,
+                                  presets=", ".join(NORMALIZE_PRESETS)) from None
         name = f"{','.join(f'{v:g}' for v in mean)}/{','.join(f'{v:g}' for v in std)}"
     if len(mean) != len(std) or len(mean) not in (1, channels):
-        raise SpecError(f"--normalize {text}: {len(mean)} means and {len(std)} stds for data with "
-                        f"{channels} channel(s)")
+        raise SpecOptionError("{normalize} {text}: {n_mean} means and {n_std} stds for data with "
+                              "{channels} channel(s)", text=text, n_mean=len(mean), n_std=len(std), channels=channels)
     if any(v <= 0 for v in std):
-        raise SpecError(f"--normalize {text}: standard deviations must be positive")
+        raise SpecOptionError("{normalize} {text}: standard deviations must be positive", text=text)
     return name, tuple(mean), tuple(std)
 
 

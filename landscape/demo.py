@@ -32,7 +32,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .errors import LandscapeError
+from .errors import LandscapeError, OptionError
 from .results import write_json
 
 MARKER = "demo.json"
@@ -152,7 +152,7 @@ def _prepare(out: Path, config: DemoConfig) -> None:
     the marker file); anything else is refused so a user's folder is never deleted."""
     if out.exists() and any(out.iterdir()):
         if not (out / MARKER).exists():
-            raise LandscapeError(f"{out} exists and was not written by `landscape demo`; choose another --out")
+            raise OptionError("{path} exists and was not written by `landscape demo`; choose another {out}", path=out)
         for name in ("runs", "results"):
             shutil.rmtree(out / name, ignore_errors=True)
         for name in ("report.html", "summary.txt", MARKER):

@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 from .checkpoint import load_checkpoint, load_into, strip_prefixes
-from .errors import LandscapeError, SpecError
+from .errors import LandscapeError, OptionError, Phrase, SpecError
 from .params import ParamSpace
 
 NORMS = ("filter", "layer", "none")
@@ -183,7 +183,7 @@ def eigen_directions(objective: Any, *, k: int = 2, seed: int = 0, tol: float = 
         from .hessian.lanczos import eigsh
         from .hessian.operator import HessianOperator
     except ImportError as exc:  # the Hessian engine is a separate module
-        raise LandscapeError(f"--direction eigen needs landscape.hessian ({exc})") from None
+        raise OptionError("{direction} eigen needs landscape.hessian ({exc})", exc=exc) from None
     op = HessianOperator(objective)
     res = eigsh(op, k=k, which="LA", tol=tol, seed=seed, max_iter=max_iter, converge="vectors")
     vecs = torch.as_tensor(res.eigenvectors).to(device=objective.theta0.device, dtype=objective.theta0.dtype)
@@ -257,11 +257,11 @@ def plane_directions(a: CheckpointPoint, b: CheckpointPoint, c: CheckpointPoint)
     dc = c.theta - a.theta
     n0 = float(d0.double() @ d0.double())
     if n0 == 0.0:
-        raise LandscapeError("--plane: the first two checkpoints have identical weights")
+        raise OptionError("{plane}: the first two checkpoints have identical weights")
     coef = float(dc.double() @ d0.double()) / n0
     d1 = dc - coef * d0
     if float(d1.double().norm()) <= 1e-12 * max(1.0, n0 ** 0.5):
-        raise LandscapeError("--plane: the three checkpoints lie on one line")
+        raise OptionError("{plane}: the three checkpoints lie on one line")
     bufs = {}
     for n in a.buffers:
         e0 = b.buffers[n] - a.buffers[n]
@@ -328,12 +328,12 @@ def trajectory_files(items: Sequence[str]) -> List[str]:
         if p.is_dir():
             run = open_run(p)
             if not run.ordered:
-                raise LandscapeError(f"--trajectory {item}: no checkpoints with an epoch or step in this folder")
+                raise OptionError("{trajectory} {item}: no checkpoints with an epoch or step in this folder", item=item)
             out.extend(str(q) for q in run.ordered)
         elif p.exists():
             out.append(str(p))
         else:
-            raise LandscapeError(f"--trajectory {item}: no such file or folder")
+            raise OptionError("{trajectory} {item}: no such file or folder", item=item)
     return out
 
 
@@ -352,41 +352,41 @@ def read_direction_file(path: str, space: ParamSpace, *, k: int, device: torch.d
     """
     p = Path(path)
     if not p.exists():
-        raise LandscapeError(f"--direction-file {path}: no such file")
+        raise OptionError("{direction_file} {path}: no such file", path=path)
     info: Dict[str, Any] = {"file": str(p), "file_sha256": file_sha256(p)}
     if p.suffix in (".h5", ".hdf5"):
         rows = _read_h5_rows(p, space, state_layout=state_layout, info=info)
     else:
         rows = _read_pt_rows(p, space, trust=trust)
     dset = directions_from_rows(rows, space, k=k, device=device, dtype=dtype, buffer_shapes=buffer_shapes,
-                                where=f"--direction-file {path}")
+                                where=Phrase("{direction_file} {path}", path=path))
     return DirectionSet(dset.vectors, "file", "none", True, dset.buffer_vectors, info)
 
 
 def directions_from_rows(rows: Sequence[Mapping[str, torch.Tensor]], space: ParamSpace, *, k: int,
                          device: torch.device, dtype: torch.dtype,
                          buffer_shapes: Optional[Mapping[str, Tuple[int, ...]]] = None,
-                         where: str = "directions") -> DirectionSet:
+                         where: str | Phrase = "directions") -> DirectionSet:
     """Named tensors per direction -> a :class:`DirectionSet` (missing names are zero)."""
     if len(rows) < k:
-        raise LandscapeError(f"{where} holds {len(rows)} direction(s); {k} are needed")
+        raise OptionError("{where} holds {n} direction(s); {k} are needed", where=where, n=len(rows), k=k)
     buffer_shapes = dict(buffer_shapes or {})
     vecs, bufs = [], {}
     for i, row in enumerate(rows[:k]):
         unknown = [n for n in row if n not in space.names and n not in buffer_shapes]
         if unknown:
-            raise LandscapeError(f"{where}: {unknown[0]!r} is not a parameter of the model")
+            raise OptionError("{where}: {name!r} is not a parameter of the model", where=where, name=unknown[0])
         params = {n: t for n, t in row.items() if n in space.names}
         if not params:
-            raise LandscapeError(f"{where}: direction {i} names no parameter of the model")
+            raise OptionError("{where}: direction {i} names no parameter of the model", where=where, i=i)
         try:
             vecs.append(space.flatten({n: t.to(dtype) for n, t in params.items()}).to(device))
         except ValueError as exc:
-            raise LandscapeError(f"{where}: {exc}") from None
+            raise OptionError("{where}: {exc}", where=where, exc=exc) from None
         for n, t in row.items():
             if n in buffer_shapes:
                 if tuple(t.shape) != tuple(buffer_shapes[n]):
-                    raise LandscapeError(f"{where}: buffer {n} has shape {tuple(t.shape)}")
+                    raise OptionError("{where}: buffer {n} has shape {shape}", where=where, n=n, shape=tuple(t.shape))
                 bufs.setdefault(n, [torch.zeros(buffer_shapes[n], dtype=dtype) for _ in range(k)])[i] = t.to(dtype)
     buffer_vectors = {n: torch.stack(ts).to(device=device, dtype=dtype) for n, ts in bufs.items()}
     return DirectionSet(torch.stack(vecs), "file", "none", True, buffer_vectors)
@@ -429,8 +429,8 @@ def _read_pt_rows(p: Path, space: ParamSpace, *, trust: bool = False) -> List[Di
         obj = torch.load(p, map_location="cpu", weights_only=not trust)
     except Exception as exc:
         if not trust and "weights only" in str(exc).lower().replace("_", " "):
-            raise LandscapeError(f"cannot read --direction-file {p}: it holds Python objects that safe loading "
-                                 "(weights_only) refuses; pass --trust-checkpoint only if you trust the file") from None
+            raise OptionError("cannot read {direction_file} {p}: it holds Python objects that safe loading "
+                              "(weights_only) refuses; pass {trust} only if you trust the file", p=p) from None
         raise LandscapeError(f"cannot read {p}: {str(exc).splitlines()[0][:200]}") from None
     if isinstance(obj, torch.Tensor):
         mat = obj.reshape(1, -1) if obj.dim() == 1 else obj

@@ -26,7 +26,14 @@ from torch import nn
 from . import distributed
 from .checkpoint import Checkpoint, OptimizerState, load_checkpoint, load_into, map_optimizer_state
 from .data import Dataset, load_data
-from .errors import CheckpointError, LandscapeError, SpecError
+from .errors import (
+    CheckpointError,
+    CheckpointOptionError,
+    OptionError,
+    Phrase,
+    SpecError,
+    SpecOptionError,
+)
 from .logcheck import LogCheck, check_against_log, fmt_rel, logged_loss
 from .models import ModelSpec, model_from_spec
 from .models.recognise import Recognition, recognise
@@ -90,7 +97,7 @@ def resolve_device(device: Optional[str]) -> torch.device:
     name = device or "cpu"
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise LandscapeError("--device cuda requested but no CUDA device is available")
+            raise OptionError("{device} cuda requested but no CUDA device is available")
         if name == "cuda" and "LOCAL_RANK" in os.environ:
             name = f"cuda:{int(os.environ['LOCAL_RANK'])}"
     return torch.device(name)
@@ -132,7 +139,7 @@ def open_session(checkpoint: Optional[str] = None, *, model: Optional[str] = Non
     ds = (_cached_data(data_spec, normalize, data_cache)
           if (data_spec or (need_data and not ck)) else None)
     if need_data and ds is None:
-        raise SpecError("this checkpoint does not record its data set; pass --data (e.g. cifar10:/path)")
+        raise SpecOptionError("this checkpoint does not record its data set; pass {data} (e.g. cifar10:/path)")
     if ds is not None:
         sources["normalize"] = "flag" if normalize is not None else "default for the data"
         if settings and settings.val_split:
@@ -184,8 +191,8 @@ def _load_weights(net: nn.Module, ck: Checkpoint, model_source: str) -> None:
             recog = recognise(ck.state_dict)
         except SpecError:
             raise exc from None
-        raise CheckpointError(f"{exc}; the weights are {recog.description}: pass --model {recog.spec} "
-                              "or leave --model out") from None
+        raise CheckpointOptionError("{exc}; the weights are {description}: pass {model} {spec} or leave {model} out",
+                                    exc=exc, description=recog.description, spec=recog.spec) from None
 
 
 def _run_context(ck: Optional[Checkpoint]) -> Tuple[Optional[Path], Optional[RunSettings], Optional[RunLog]]:
@@ -215,8 +222,9 @@ def _loss_candidates(loss: Optional[str], meta: dict, settings: Optional[RunSett
         return (str(meta["loss"]),), "checkpoint"
     if settings and settings.loss_name:
         if not settings.loss_candidates:
-            raise SpecError(f"the run config ({settings.source}) names the loss {settings.loss_name!r}, which "
-                            "landscape does not know; pass --loss (ce, mse, mse-sum or mse-softmax)")
+            raise SpecOptionError("the run config ({source}) names the loss {name!r}, which landscape does not "
+                                  "know; pass {loss} (ce, mse, mse-sum or mse-softmax)", source=settings.source,
+                                  name=settings.loss_name)
         return settings.loss_candidates, f"run config ({settings.source}: {settings.loss_name})"
     return ("ce",), "default"
 
@@ -240,8 +248,9 @@ def _resolve_loss(losses: Tuple[str, ...], check: Optional[LogCheck], settings: 
     why = ("the run has no log" if log is None else
            "its log has no recomputable loss at this checkpoint's epoch" if ck is None or
            logged_loss(log, ck.epoch, ds, step=ck.step) is None else "")
-    raise SpecError(f"the run config's loss {name!r} is ambiguous (on logits or on softmax outputs) and {why}; "
-                    f"pass --loss {' or --loss '.join(losses)}")
+    raise SpecOptionError("the run config's loss {name!r} is ambiguous (on logits or on softmax outputs) and {why}; "
+                          "pass {choices}", name=name, why=why,
+                          choices=Phrase(" or ".join("{loss} " + n for n in losses)))
 
 
 def _cached_data(spec: Optional[str], normalize: Optional[str], cache: Optional[Dict[Any, Dataset]]) -> Dataset:
@@ -278,7 +287,7 @@ def _model(ck: Optional[Checkpoint], spec: Optional[str], ds: Optional[Dataset],
         ms = _recorded_model(recorded, ck, trust)
     elif spec:
         if ds is None and not num_classes:
-            raise SpecError("pass --data (or --num-classes) so the model's input and output sizes are known")
+            raise SpecOptionError("pass {data} (or {num_classes}) so the model's input and output sizes are known")
         ms = ModelSpec(spec, num_classes or (ds.num_classes if ds else 10),
                        tuple(ds.input_shape) if ds else (3, 32, 32), float(width or 1.0))
     elif ck is not None:
@@ -287,7 +296,7 @@ def _model(ck: Optional[Checkpoint], spec: Optional[str], ds: Optional[Dataset],
         source = "recognised from the weights" + (f" ({settings.model_name} in {settings.source})"
                                                   if settings and settings.model_name else "")
     else:
-        raise SpecError("no checkpoint and no --model: pass --model (e.g. resnet18)")
+        raise SpecOptionError("no checkpoint and no {model}: pass {model} (e.g. resnet18)")
     torch.manual_seed(seed)
     net = model_from_spec(ms)
     return net, ms, recog, source
@@ -309,8 +318,8 @@ def _recorded_model(recorded: object, ck: Checkpoint, trust: bool) -> ModelSpec:
     try:
         ms = ModelSpec.from_json(recorded)  # type: ignore[arg-type]
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise SpecError(f"{ck.path} records an invalid model entry ({type(exc).__name__}); "
-                        "pass --model yourself") from None
+        raise SpecOptionError("{path} records an invalid model entry ({kind}); pass {model} yourself",
+                              path=ck.path, kind=type(exc).__name__) from None
     check_recorded_spec(ms.spec, what="model", source=ck.path, trust=trust)
     return ms
 

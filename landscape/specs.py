@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, Tuple
 
-from .errors import SpecError
+from .errors import Field, SpecError, SpecOptionError
 
 
 def split_spec(spec: str) -> Tuple[str, Optional[str]]:
@@ -37,10 +37,12 @@ def check_recorded_spec(spec: Any, *, what: str, source: str, trust: bool) -> st
     ``--trust-checkpoint`` flag) lifts this for files the user trusts.
     """
     if not isinstance(spec, str) or not spec:
-        raise SpecError(f"{source} records an invalid {what} spec {spec!r}; pass --{what} yourself")
+        raise SpecOptionError("{source} records an invalid {what} spec {spec!r}; pass {flag} yourself",
+                              source=source, what=what, spec=spec, flag=Field(what))
     if imports_code(spec) and not trust:
-        raise SpecError(f"{source} records the {what} spec {spec!r}, which would import and run code; "
-                        f"pass --{what} yourself, or --trust-checkpoint if you trust this file")
+        raise SpecOptionError("{source} records the {what} spec {spec!r}, which would import and run code; "
+                              "pass {flag} yourself, or {trust} if you trust this file",
+                              source=source, what=what, spec=spec, flag=Field(what))
     return spec
 
 

@@ -39,7 +39,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from .errors import SpecError
+from .errors import SpecError, SpecOptionError
 from .optim import OptimizerConfig, make_optimizer
 from .optim.preconditioners import frozen_model
 from .specs import parse_kwargs, split_spec
@@ -408,7 +408,7 @@ def toy(surface_spec: str, configs: Sequence[OptimizerConfig], *, steps: int = 1
     surface = make_surface(surface_spec)
     s = tuple(float(v) for v in (start if start is not None else surface.start))
     if len(s) != 2:
-        raise SpecError(f"--start needs two numbers x,y; got {s}")
+        raise SpecOptionError("{start} needs two numbers x,y; got {s}", s=s)
     trajs = tuple(run_trajectory(surface, c, steps=steps, start=s) for c in configs)
     crossings = ()
     if surface.name == "basin":

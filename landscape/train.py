@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from .data import Dataset, load_data
-from .errors import LandscapeError, SpecError
+from .errors import LandscapeError, OptionError, SpecError, SpecOptionError
 from .losses import get_loss, mean_loss
 from .models import ModelSpec, model_from_spec
 from .monitor import LOG_COLUMNS, RUN_FILE_PATTERNS, Monitor, run_files, write_payload  # noqa: F401 (re-exported)
@@ -184,7 +184,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, hooks: Sequence[Hook] = (),
     device = torch.device(cfg.device)
     model = model_from_spec(mspec).to(device)
     if cfg.switch_to_sgd is not None and cfg.switch_lr is None:
-        raise SpecError("--switch-to-sgd needs --switch-lr (the SGD learning rate after the switch)")
+        raise SpecOptionError("{switch_to_sgd} needs {switch_lr} (the SGD learning rate after the switch)")
     opt = make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
     scheduler = make_scheduler(cfg, opt)
     state = TrainState(model, opt, cfg, model_spec=mspec)
@@ -192,9 +192,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, hooks: Sequence[Hook] = (),
     gen = torch.Generator().manual_seed(cfg.seed)
     save_steps = set(int(s) for s in cfg.save_steps)
     if monitor.track_every < 0:
-        raise SpecError("--track-sharpness K needs K >= 1")
+        raise SpecOptionError("{track_every} K needs K >= 1")
     if monitor.track_subset is not None and monitor.track_subset < 1:
-        raise SpecError("--track-subset must be positive")
+        raise SpecOptionError("{track_subset} must be positive")
     mon = Monitor(model, opt, train=(ds.x_train, ds.y_train) if monitor.track_every else None, loss=cfg.loss,
                   out=out, every=monitor.track_every, subset=monitor.track_subset,
                   spikes=monitor.save_around_spikes, keep=monitor.keep, after=monitor.after,
@@ -296,9 +296,9 @@ def claim_run_folder(folder: Path, *, existing: str = "refuse") -> str:
             p.unlink()
         return "overwrite"
     n_ckpt = sum(p.suffix == ".pt" for p in files)
-    raise LandscapeError(f"{folder} already holds a run ({n_ckpt} checkpoints"
-                         f"{', log.csv' if (folder / 'log.csv').exists() else ''}); pass --overwrite to "
-                         "replace it or --resume to continue it, or choose another --out")
+    raise OptionError("{folder} already holds a run ({n_ckpt} checkpoints{log}); pass {overwrite} to replace "
+                      "it or {resume} to continue it, or choose another {out_dir}", folder=folder, n_ckpt=n_ckpt,
+                      log=", log.csv" if (folder / "log.csv").exists() else "")
 
 
 @dataclass(frozen=True)
@@ -331,10 +331,12 @@ def _resume_point(folder: Path, cfg: TrainConfig) -> ResumePoint:
             if k not in RESUMABLE_CHANGES and _norm(wanted.get(k)) != _norm(recorded.get(k))]
     if diff:
         shown = ", ".join(f"{k}: run {recorded.get(k)!r} vs now {wanted.get(k)!r}" for k in diff[:4])
-        raise LandscapeError(f"--resume needs the run's own configuration; {folder} differs in {shown}")
+        raise OptionError("{resume} needs the run's own configuration; {folder} differs in {shown}",
+                          folder=folder, shown=shown)
     epoch = int(payload.get("epoch", 0))
     if epoch >= cfg.epochs:
-        raise LandscapeError(f"{folder} is already trained to epoch {epoch}; pass --epochs above {epoch} to continue")
+        raise OptionError("{folder} is already trained to epoch {epoch}; pass {epochs} above {epoch} to continue",
+                          folder=folder, epoch=epoch)
     step = int(payload.get("step", 0))
     rows = [r for r in read_log(folder / "log.csv") if r.get("epoch", -1) <= epoch] \
         if (folder / "log.csv").exists() else []

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-from typing import Any, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import click
 
@@ -51,8 +51,8 @@ class LandscapeGroup(click.Group):
         except click.ClickException as exc:
             click.echo(f"error: {exc.format_message()}", err=True)
             sys.exit(exc.exit_code)
-        except LandscapeError as exc:
-            click.echo(f"error: {exc}", err=True)
+        except LandscapeError as exc:  # the library names settings by config field; we show flags
+            click.echo(f"error: {exc.render(flag_namer(self, argv))}", err=True)
             sys.exit(1)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -61,6 +61,64 @@ class LandscapeGroup(click.Group):
             msg = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
             click.echo(f"error: {type(exc).__name__}: {msg} (run with --debug for the traceback)", err=True)
             sys.exit(1)
+
+
+# Library fields whose click parameter has another name (tried after the field's own name).
+FIELD_ALIASES: Dict[str, Tuple[str, ...]] = {
+    "eval_batch_size": ("batch_size",),  # SliceConfig.eval_batch_size -> slice --batch-size
+    "alphas": ("xrange",),               # InterpolateConfig.alphas -> interpolate --range
+    "every": ("track_every",),           # Monitor(every=) / SharpnessTracker -> train --track-sharpness
+    "batch_sharpness": ("do_batch_sharpness",),  # HessianConfig.batch_sharpness -> hessian --batch-sharpness
+}
+
+
+def _option_flags(cmd: click.Command) -> Dict[str, str]:
+    """Parameter name -> its longest ``--flag``, for the options of one command."""
+    return {p.name: max((o for o in p.opts if o.startswith("--")), key=len)
+            for p in cmd.params if isinstance(p, click.Option) and p.name
+            and any(o.startswith("--") for o in p.opts)}
+
+
+def _command_path(root: click.Command, argv: List[str]) -> List[click.Command]:
+    """The commands named on ``argv``: ``[main, probe, spikes]`` for ``landscape probe spikes ...``."""
+    path = [root]
+    for token in argv:
+        cmd = path[-1]
+        if not isinstance(cmd, click.Group):
+            break
+        if token in cmd.commands:
+            path.append(cmd.commands[token])
+    return path
+
+
+def _all_commands(cmd: click.Command) -> List[click.Command]:
+    out = [cmd]
+    if isinstance(cmd, click.Group):
+        for sub in cmd.commands.values():
+            out.extend(_all_commands(sub))
+    return out
+
+
+def flag_namer(root: click.Command, argv: List[str]) -> Callable[[str], str]:
+    """How the CLI names a library field: the flag of the invoked command's option of that name
+    (or of an alias in :data:`FIELD_ALIASES`), else of any command's, else ``--`` + the field
+    with ``-`` for ``_``. Used to render :class:`~landscape.errors.OptionError` messages."""
+    here: Dict[str, str] = {}
+    for cmd in _command_path(root, argv):
+        here.update(_option_flags(cmd))
+    anywhere: Dict[str, str] = {}
+    for cmd in reversed(_all_commands(root)):  # the first command in the tree wins a clash
+        anywhere.update(_option_flags(cmd))
+
+    def name_for(field: str) -> str:
+        names = (field, *FIELD_ALIASES.get(field, ()))
+        for table in (here, anywhere):
+            for name in names:
+                if name in table:
+                    return table[name]
+        return "--" + field.replace("_", "-")
+
+    return name_for
 
 
 def _first_paragraph(text: str) -> str:

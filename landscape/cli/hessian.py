@@ -32,8 +32,9 @@ from .common import analysis_options, pop_session_kwargs, session_from
 @click.option("--lr", type=float, default=None, help="Learning rate for the stability check (default: the checkpoint's).")
 @click.option("--tol", type=float, default=1e-4, show_default=True, help="Target of --converge relative to |λ_max|: every eigenvalue's error bound (values) or residual ‖Hv − λv‖ (vectors) at most tol·|λ_max|.")
 @click.option("--converge", type=click.Choice(["values", "vectors"]), default="values", show_default=True, help="Stop when the eigenvalues' error bounds (|λ − θ| ≤ min(‖r‖, ‖r‖²/gap)) meet --tol, or when the eigenvector residuals do (needed when the vectors are used).")
-@click.option("--max-hvps", type=int, default=None, help="At most this many Hessian-vector products per Lanczos run (default max(100, 30·top-k)); at the limit the result is returned with its error bounds and converged: false.")
-@click.option("--time-budget", type=float, default=None, help="Seconds for the eigenvalue computations together; no Lanczos step is started that would end past it, and the result so far is returned with its bounds and converged: false.")
+@click.option("--max-hvps", type=int, default=None, help="At most this many Hessian-vector products for all Lanczos runs together (first pass, top-k, stability, preconditioned, smallest, per-layer, in that order; default: each run stops at max(100, 30·k)); at the limit results are returned with their error bounds and converged: false, and a run left without products reports NaN.")
+@click.option("--time-budget", type=float, default=None, help="Seconds from the start for all Lanczos runs together (the same runs and order as --max-hvps); no Lanczos step is started that would end past it, and the result so far is returned with its bounds and converged: false.")
+@click.option("--first-pass-subset", type=int, default=None, metavar="N", help="Cheap first pass: the top-k on the first N samples (loose tolerance), whose Ritz vectors start the full-data Lanczos. Off by default: measured, it did not save products in every case (docs/performance.md).")
 @click.option("--block", default="1", show_default=True, help="Lanczos block size: vectors added per step, or auto (a block as large as the unconverged clusters among the Ritz values). On CPU one vector per step needs the fewest products; a block resolves near-repeated eigenvalues that single-vector Lanczos can miss.")
 @click.option("--method", type=click.Choice(["auto", "cached", "fwd", "rev"]), default="auto", show_default=True, help="Hessian-vector products: cached gradient graphs (one backward per product; auto uses them when they fit in memory), forward-over-reverse, or double backward.")
 @click.option("--backend", type=click.Choice(["landscape", "pyhessian"]), default="landscape", hidden=True,
@@ -46,7 +47,7 @@ from .common import analysis_options, pop_session_kwargs, session_from
 def hessian_cmd(checkpoint: str, top_k: int, smallest: bool, do_trace: bool, trace_matvecs: int,
                 density: bool, density_steps: int, density_runs: int, per_layer: bool,
                 preconditioned: bool, lr: Optional[float], tol: float, converge: str, max_hvps: Optional[int],
-                time_budget: Optional[float], block: str, method: str, backend: str,
+                time_budget: Optional[float], first_pass_subset: Optional[int], block: str, method: str, backend: str,
                 do_batch_sharpness: bool, train_batch_size: Optional[int], batches: int, json_path: Optional[str], html_path: Optional[str], **kwargs) -> None:
     """Hessian spectrum of CHECKPOINT's training loss and the edge-of-stability check."""
     if backend != "landscape":
@@ -61,6 +62,7 @@ def hessian_cmd(checkpoint: str, top_k: int, smallest: bool, do_trace: bool, tra
                            batch_sharpness=do_batch_sharpness,
                            train_batch_size=resolve_train_batch_size(session, train_batch_size), batches=batches,
                            converge=converge, max_hvps=max_hvps, time_budget=time_budget,
+                           first_pass_subset=first_pass_subset,
                            block=parse_block(block))
     with ConvergenceBar("Hessian-vector products") as bar:
         def status(phase: str, p: EigenProgress) -> None:

@@ -108,12 +108,14 @@ def _parse_losses(text: Optional[str], loss: Optional[str]) -> Tuple[str, ...]:
 @click.option("--max-events", type=int, default=3, show_default=True, help="Probe at most this many events.")
 @click.option("--points", type=int, default=21, show_default=True, help="Points per 1-D slice.")
 @click.option("--eig-tol", type=float, default=1e-3, show_default=True, help="Residual tolerance for λ_max.")
+@click.option("--max-hvps", type=int, default=None, help="Per probed checkpoint: at most this many Hessian-vector products for its Lanczos runs together (λ_max, then the stability verdict's); at the limit values come with converged: false (NaN for a run left without products).")
+@click.option("--time-budget", type=float, default=None, help="Per probed checkpoint: seconds for its Lanczos runs together; the values so far are returned with converged: false.")
 @click.option("--no-hessian", is_flag=True, help="Skip eigenvalues (detection and slices along the step only).")
 @click.option("--json", "json_path", default=None, help="Write the result as JSON to PATH (- for stdout).")
 @click.option("--html", "html_path", default=None, help="Write an interactive HTML report to PATH.")
 def spikes_cmd(run_dir: str, log_path: Optional[str], lr: Optional[float], threshold: float, window: int,
                min_rise: float, at: Tuple[int, ...], max_events: int, points: int, eig_tol: float,
-               no_hessian: bool, json_path: Optional[str], html_path: Optional[str], **kwargs) -> None:
+               max_hvps: Optional[int], time_budget: Optional[float], no_hessian: bool, json_path: Optional[str], html_path: Optional[str], **kwargs) -> None:
     """Detect test-loss spikes and oscillation in RUN_DIR's log and probe the checkpoints around them."""
     from ..probes.spikes import DetectorConfig, SpikeProbeConfig, probe_spikes
 
@@ -122,6 +124,7 @@ def spikes_cmd(run_dir: str, log_path: Optional[str], lr: Optional[float], thres
         raise LandscapeError("--points must be at least 3")
     cfg = SpikeProbeConfig(detector=DetectorConfig(threshold=threshold, window=window, min_rise=min_rise),
                            lr=lr, at=tuple(at), max_events=max_events, points=points, tol=eig_tol,
-                           seed=opts.get("seed", 0), hessian=not no_hessian)
+                           seed=opts.get("seed", 0), hessian=not no_hessian, max_hvps=max_hvps,
+                           time_budget=time_budget)
     _emit(probe_spikes(run_dir, log_path=log_path, cfg=cfg, session_kwargs=opts), json_path, html_path,
           "landscape probe spikes")

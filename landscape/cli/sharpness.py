@@ -39,6 +39,8 @@ from .common import analysis_options, pop_session_kwargs
 @click.option("--pac-criterion", type=click.Choice(["loss", "error"]), default="loss", show_default=True, help="PAC-Bayes criterion: training loss, or training 0-1 error (Jiang et al.'s).")
 @click.option("--pac-max-samples", type=int, default=64, show_default=True, help="PAC-Bayes: most antithetic pairs when refining the Monte Carlo error.")
 @click.option("--eig-tol", type=float, default=1e-4, show_default=True, help="Lanczos residual tolerance for λ_max.")
+@click.option("--max-hvps", type=int, default=None, help="Per checkpoint: at most this many Hessian-vector products for its Lanczos runs together (λ_max, then the stability verdict's); at the limit values are returned with their error bounds and converged: false (NaN for a run left without products).")
+@click.option("--time-budget", type=float, default=None, help="Per checkpoint: seconds for its Lanczos runs together (the same runs as --max-hvps); the values so far are returned with their bounds and converged: false.")
 @click.option("--trace-matvecs", type=int, default=60, show_default=True, help="Hutch++ Hessian-vector products for the trace.")
 @click.option("--lr", type=float, default=None, help="Learning rate for the stability threshold (default: the checkpoint's optimizer's).")
 @click.option("--train-batch-size", type=int, default=None, help="SGD runs: batch sharpness over mini-batches of this size in the stability verdict (default: the batch_size the checkpoint records).")

@@ -61,7 +61,7 @@ RULES = {
     "window": AT_LEAST_TWO, "max_events": AT_LEAST_ONE, "points": AT_LEAST_TWO, "grid_points": AT_LEAST_TWO,
     "save_every": AT_LEAST_ONE, "num_classes": AT_LEAST_TWO, "plateau_patience": AT_LEAST_ONE,
     "step_size": AT_LEAST_ONE, "track_every": AT_LEAST_ONE, "switch_to_sgd": NON_NEGATIVE,
-    "at": NON_NEGATIVE, "seed": NON_NEGATIVE, "max_hvps": AT_LEAST_ONE, "levels": AT_LEAST_TWO,
+    "at": NON_NEGATIVE, "seed": NON_NEGATIVE, "max_hvps": AT_LEAST_ONE, "first_pass_subset": AT_LEAST_ONE, "levels": AT_LEAST_TWO,
     "dpi": AT_LEAST_ONE, "block_size": AT_LEAST_ONE, "keep": NON_NEGATIVE, "after": NON_NEGATIVE,
     # step sizes, radii, tolerances, scales
     "lr": POSITIVE, "lrs": POSITIVE, "switch_lr": POSITIVE, "final_lr": POSITIVE, "tol": POSITIVE,

@@ -9,6 +9,7 @@ spectral density (SLQ), per-layer top eigenvalues, the preconditioned eigenvalue
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import field
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
@@ -16,12 +17,12 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 import torch
 
 from ..checkpoint import OptimizerState
-from ..errors import LandscapeError
+from ..errors import OptionError
 from ..objective import Objective
-from ..results import result
+from ..results import internal, result
 from .batch_sharpness import BatchSharpness, batch_sharpness, batch_stability
 from .density import DensityResult, slq
-from .lanczos import EigenProgress, EigenResult, eigsh
+from .lanczos import Budget, EigenProgress, EigenResult, eigsh
 from .operator import BlockOperator, HessianOperator, LinearOperator, PreconditionedOperator
 from .preconditioner import coupled_weight_decay, is_adaptive, preconditioner_diag
 from .stability import Stability
@@ -32,11 +33,58 @@ from .verdict import CurvatureVerdict, curvature_verdict, describe_objective
 def top_eigen(objective: Objective, *, k: int = 1, tol: float = 1e-4, seed: int = 0,
               v0: Optional[torch.Tensor] = None, theta: Optional[torch.Tensor] = None,
               which: str = "LA", method: str = "auto", max_iter: Optional[int] = None,
-              converge: str = "values") -> EigenResult:
+              converge: str = "values", budget: Optional[Budget] = None,
+              first_pass_subset: Optional[int] = None) -> EigenResult:
     """Top-k ('LA') or bottom-k ('SA') eigenpairs of the Objective's Hessian at ``theta``
-    (``converge``: stop on eigenvalue error bounds, or on eigenvector residuals: "vectors")."""
+    (``converge``: stop on eigenvalue error bounds, or on eigenvector residuals: "vectors";
+    ``budget``: products/deadline shared with other runs; ``first_pass_subset``: start from the
+    Ritz vectors of a cheap pass on the first N samples, :func:`first_pass`, unless ``v0`` is given)."""
+    if first_pass_subset is not None and v0 is None:
+        fp = first_pass(objective, subset=first_pass_subset, k=k, which=which, seed=seed, theta=theta,
+                        method=method, budget=budget)
+        v0 = fp.start if fp is not None else None
     op = HessianOperator(objective, theta, method=method)
-    return eigsh(op, k=k, which=which, tol=tol, seed=seed, v0=v0, max_iter=max_iter, converge=converge)
+    return eigsh(op, k=k, which=which, tol=tol, seed=seed, v0=v0, max_iter=max_iter, converge=converge,
+                 budget=budget)
+
+
+FIRST_PASS_TOL = 1e-2
+
+
+@result()
+class FirstPass:
+    """The cheap first pass of ``--first-pass-subset``: top-k of the Hessian of the first
+    ``samples`` of the ``n`` evaluation samples, whose Ritz vectors start the full-data run.
+    ``full_data_units`` = ``matvecs`` × samples/n: its products in the currency of full-data
+    products (a product costs one pass over its data)."""
+
+    samples: int
+    n: int
+    matvecs: int
+    full_data_units: float
+    eigenvalues: Tuple[float, ...]
+    converged: bool
+    stopped: str
+    start: Optional[torch.Tensor] = internal(default=None)
+
+
+def first_pass(objective: Objective, *, subset: int, k: int, which: str = "LA", seed: int = 0,
+               theta: Optional[torch.Tensor] = None, method: str = "auto", budget: Optional[Budget] = None,
+               tol: float = FIRST_PASS_TOL, callback: Optional[Callable[[EigenProgress], None]] = None
+               ) -> Optional[FirstPass]:
+    """Top-k eigenvectors of the Hessian on the first ``subset`` samples, to a loose residual
+    tolerance (``tol`` relative: the subset's Hessian differs from the full one by far more than
+    that, so more accuracy would not give a better start). None when ``subset`` covers the data."""
+    if subset < 1:
+        raise OptionError("{subset} must be at least 1")
+    if subset >= objective.n:
+        return None
+    sub = objective.with_data(objective.x[:subset], objective.y[:subset])
+    res = eigsh(HessianOperator(sub, theta, method=method), k=k, which=which, tol=tol, seed=seed,
+                converge="vectors", budget=budget, callback=callback)
+    usable = res.matvecs > 0 and all(math.isfinite(v) for v in res.eigenvalues)
+    return FirstPass(subset, objective.n, res.matvecs, res.matvecs * subset / objective.n, res.eigenvalues,
+                     res.converged, res.stopped, res.eigenvectors.detach() if usable else None)
 
 
 @result()
@@ -64,13 +112,13 @@ def layer_blocks(objective: Objective) -> Dict[str, slice]:
 
 
 def per_layer_eigen(op: LinearOperator, blocks: Dict[str, slice], *, tol: float = 1e-4,
-                    seed: int = 0) -> Tuple[LayerEigen, ...]:
+                    seed: int = 0, budget: Optional[Budget] = None) -> Tuple[LayerEigen, ...]:
     """Top eigenvalue of each diagonal block H_BB (Lanczos on the restricted operator)."""
     out = []
     for name, sl in blocks.items():
         sub = BlockOperator(op, sl)
         before = op.hvps
-        r = eigsh(sub, k=1, which="LA", tol=tol, seed=seed, max_iter=min(sub.dim, 300))
+        r = eigsh(sub, k=1, which="LA", tol=tol, seed=seed, max_iter=min(sub.dim, 300), budget=budget)
         out.append(LayerEigen(name, sub.dim, r.eigenvalues[0], r.residuals[0], r.converged, op.hvps - before))
     return tuple(out)
 
@@ -99,6 +147,7 @@ class HessianConfig:
     max_hvps: Optional[int] = None
     time_budget: Optional[float] = None
     block: Union[int, str] = 1
+    first_pass_subset: Optional[int] = None
 
 
 @result(kind="hessian")
@@ -127,6 +176,8 @@ class HessianReport:
     top: Optional[EigenResult] = None
     verdict: Optional[CurvatureVerdict] = None
     objective: Dict[str, Any] = field(default_factory=dict)
+    budget: Dict[str, Any] = field(default_factory=dict)
+    first_pass: Optional[FirstPass] = None
 
     def to_json(self) -> dict:
         d: Dict[str, Any] = {
@@ -139,11 +190,14 @@ class HessianReport:
             d["criterion"] = self.top.criterion
             d["stopped"] = self.top.stopped
             d["top_hvps"] = self.top.matvecs
+        if self.first_pass is not None:
+            d["first_pass"] = self.first_pass.to_json()
         if self.smallest is not None:
             d["smallest_eigenvalue"] = self.smallest.eigenvalues[0]
             d["smallest_residual"] = self.smallest.residuals[0]
             d["smallest_converged"] = self.smallest.converged
             d["smallest_error_bound"] = self.smallest.error_bounds[0]
+            d["smallest_stopped"] = self.smallest.stopped
         if self.trace is not None:
             d["trace"] = self.trace.trace
             d["trace_stderr"] = self.trace.stderr
@@ -157,12 +211,15 @@ class HessianReport:
             d["preconditioned_residuals"] = list(self.preconditioned.residuals)
             d["preconditioned_converged"] = self.preconditioned.converged
             d["preconditioned_error_bounds"] = list(self.preconditioned.error_bounds)
+            d["preconditioned_stopped"] = self.preconditioned.stopped
         d["stability"] = self.verdict.to_json() if self.verdict is not None else self.stability.to_json()
         d["objectives"] = self._objectives()
         if self.batch_sharpness is not None:
             d["batch_sharpness"] = self.batch_sharpness.to_json()
             d["batch_stability"] = self.batch_stability.to_json() if self.batch_stability is not None else None
         d["hvps"] = self.hvps
+        if self.budget:
+            d["budget"] = dict(self.budget)
         d["seconds"] = self.seconds
         d["n_params"] = self.dim
         d["n_samples"] = self.n
@@ -191,6 +248,10 @@ class HessianReport:
                     if self.top is not None else "")
                  + f"{'' if self.top is not None else '  ('}max residual "
                  f"{max(self.residuals, default=float('nan')):.2g}, converged: {self.converged})"]
+        if self.first_pass is not None:
+            f = self.first_pass
+            lines.insert(0, f"first pass on {f.samples} of {f.n} samples: {f.matvecs} products "
+                            f"(= {f.full_data_units:.3g} full-data products)")
         if self.smallest is not None:
             lines.append(f"smallest eigenvalue: {self.smallest.eigenvalues[0]:.6g} "
                          f"(residual {self.smallest.residuals[0]:.2g}, converged: {self.smallest.converged})")
@@ -254,22 +315,27 @@ def analyze_hessian(objective: Objective, optimizer: Optional[OptimizerState] = 
     """Run the analysis described by ``config`` (module docstring). ``tick(phase, n)`` is called
     after every ``n`` Hessian-vector products and ``status(phase, progress)`` after every Lanczos
     iteration (for a progress display with the worst bound and an ETA). ``config.max_hvps`` and
-    ``config.time_budget`` limit each Lanczos run (the budget is for all of them together)."""
+    ``config.time_budget`` are one :class:`~landscape.hessian.lanczos.Budget` for every Lanczos run
+    of the call together (first pass, top-k, the verdict's runs, preconditioned, smallest,
+    per-layer), spent in that order; trace and density keep their own fixed product counts."""
     if config.top_k < 1:
-        raise LandscapeError("--top-k must be at least 1")
+        raise OptionError("{top_k} must be at least 1")
     if config.top_k > objective.dim:
-        raise LandscapeError(f"--top-k {config.top_k} exceeds the {objective.dim} parameters")
+        raise OptionError("{top_k} {value} exceeds the {dim} parameters", value=config.top_k, dim=objective.dim)
     if not config.tol > 0:
-        raise LandscapeError("--tol must be positive")
+        raise OptionError("{tol} must be positive")
     if config.converge not in ("values", "vectors"):
-        raise LandscapeError("--converge must be values or vectors")
+        raise OptionError("{converge} must be values or vectors")
     if config.max_hvps is not None and config.max_hvps < 1:
-        raise LandscapeError("--max-hvps must be at least 1")
+        raise OptionError("{max_hvps} must be at least 1")
     if config.time_budget is not None and not config.time_budget > 0:
-        raise LandscapeError("--time-budget must be a positive number of seconds")
+        raise OptionError("{time_budget} must be a positive number of seconds")
     if config.block != "auto" and (isinstance(config.block, str) or int(config.block) < 1):
-        raise LandscapeError("--block must be a positive integer or auto")
+        raise OptionError("{block} must be a positive integer or auto")
+    if config.first_pass_subset is not None and config.first_pass_subset < 1:
+        raise OptionError("{first_pass_subset} must be at least 1")
     t0 = time.perf_counter()
+    budget = Budget(max_hvps=config.max_hvps, seconds=config.time_budget)
     start = objective.hvp_count
     notes: List[str] = []
     base = HessianOperator(objective, theta, method=config.method)
@@ -281,20 +347,31 @@ def analyze_hessian(objective: Objective, optimizer: Optional[OptimizerState] = 
         return _Counting(op, lambda n: tick(phase, n)) if tick is not None else op
 
     def limits(phase: str) -> Dict[str, Any]:
-        """max_iter / time_budget (what is left of it) / progress callback for one Lanczos run."""
-        out: Dict[str, Any] = {"callback": (lambda p: status(phase, p)) if status is not None else None}
-        if config.max_hvps is not None:
-            out["max_iter"] = config.max_hvps
-        if config.time_budget is not None:
-            out["time_budget"] = max(1e-6, config.time_budget - (time.perf_counter() - t0))
-        return out
+        """The shared budget and a progress callback for one Lanczos run."""
+        return {"callback": (lambda p: status(phase, p)) if status is not None else None, "budget": budget}
 
+    fp = None
+    if config.first_pass_subset is not None:
+        fp = first_pass(objective, subset=config.first_pass_subset, k=config.top_k, seed=config.seed,
+                        theta=theta, method=config.method, **limits("first pass"))
+        if fp is None:
+            notes.append(f"the first-pass subset ({config.first_pass_subset}) covers all {objective.n} samples: "
+                         "no first pass")
     top = eigsh(wrap(base, "top eigenvalues"), k=config.top_k, which="LA", tol=config.tol, seed=config.seed,
-                converge=config.converge, block=config.block, **limits("top eigenvalues"))
+                converge=config.converge, block=config.block, v0=fp.start if fp is not None else None,
+                **limits("top eigenvalues"))
     if not top.converged:
         what = "error bounds" if top.criterion == "values" else "eigenvector residuals"
         notes.append(f"top-{config.top_k} Lanczos: {what} did not reach tol {config.tol:g} in {top.matvecs} "
                      f"products (stopped: {top.stopped})")
+    # the stability verdict before the optional extras, so that a budget goes to it first
+    verdict = curvature_verdict(objective, optimizer, lr=config.lr, tol=config.tol, seed=config.seed,
+                                theta=theta, train_batch_size=config.train_batch_size, method=config.method,
+                                top=top, base=base, wrap=wrap,
+                                preconditioned_k=config.top_k if config.preconditioned else 1, budget=budget)
+    pre = verdict.preconditioned
+    if config.preconditioned:
+        pre = _reported_preconditioned(objective, optimizer, base, verdict, config, wrap, notes, budget)
     smallest = None
     if config.smallest:
         smallest = eigsh(wrap(base, "smallest eigenvalue"), k=1, which="SA", tol=config.tol,
@@ -306,36 +383,33 @@ def analyze_hessian(objective: Objective, optimizer: Optional[OptimizerState] = 
     density = (slq(wrap(base, "density"), steps=config.density_steps, runs=config.density_runs,
                    seed=config.seed) if config.density else None)
     per_layer = (per_layer_eigen(wrap(base, "per-layer"), layer_blocks(objective), tol=config.tol,
-                                 seed=config.seed) if config.per_layer else None)
+                                 seed=config.seed, budget=budget) if config.per_layer else None)
+    if budget.skipped:
+        notes.append(f"budget spent ({budget.exhausted()}: {budget.used} products in {budget.runs} Lanczos runs): "
+                     f"{budget.skipped} run(s) got no products and report NaN with converged: false")
 
-    verdict = curvature_verdict(objective, optimizer, lr=config.lr, tol=config.tol, seed=config.seed,
-                                theta=theta, train_batch_size=config.train_batch_size, method=config.method,
-                                top=top, base=base, wrap=wrap,
-                                preconditioned_k=config.top_k if config.preconditioned else 1)
-    pre = verdict.preconditioned
-    if config.preconditioned:
-        pre = _reported_preconditioned(objective, optimizer, base, verdict, config, wrap, notes)
     bsharp = bstab = None
     if config.batch_sharpness:
         if not config.train_batch_size:
-            raise LandscapeError("--batch-sharpness needs the training batch size: pass --train-batch-size "
+            raise OptionError("{batch_sharpness} needs the training batch size: pass {train_batch_size} "
                                  "(checkpoints of `landscape train` record it)")
         bsharp = batch_sharpness(verdict.training or objective, batch_size=config.train_batch_size,
                                  batches=config.batches, seed=config.seed, theta=theta)
         bstab = batch_stability(optimizer, bsharp, lr=config.lr)
-    hvps = objective.hvp_count - start + (bsharp.hvps if bsharp is not None else 0)
+    hvps = objective.hvp_count - start + (bsharp.hvps if bsharp is not None else 0) + (fp.matvecs if fp else 0)
     if not verdict.same_objective:
         hvps += verdict.hvps
     return HessianReport(top.eigenvalues, top.residuals, top.converged, verdict.stability, hvps,
                          time.perf_counter() - t0, config, top.eigenvectors, smallest, trace, density,
                          per_layer, pre, objective.dim, objective.n, tuple(notes), dict(provenance or {}),
-                         bsharp, bstab, top, verdict, describe_objective(objective))
+                         bsharp, bstab, top, verdict, describe_objective(objective),
+                         budget.to_json() if (config.max_hvps or config.time_budget) else {}, fp)
 
 
 def _reported_preconditioned(objective: Objective, optimizer: Optional[OptimizerState], base: HessianOperator,
                              verdict: CurvatureVerdict, config: HessianConfig,
                              wrap: Callable[[LinearOperator, str], LinearOperator],
-                             notes: List[str]) -> Optional[EigenResult]:
+                             notes: List[str], budget: Optional[Budget] = None) -> Optional[EigenResult]:
     """``--preconditioned``: the top-k of P^{-1/2}(H + wd)P^{-1/2} on the evaluated objective
     (the verdict's own when that is the training objective)."""
     if not is_adaptive(optimizer):
@@ -346,4 +420,5 @@ def _reported_preconditioned(objective: Objective, optimizer: Optional[Optimizer
     p = preconditioner_diag(optimizer, objective.space, dtype=objective.dtype)
     wd = coupled_weight_decay(optimizer, objective.space, dtype=objective.dtype)
     op = PreconditionedOperator(base.with_shift(wd), p.to(objective.device))
-    return eigsh(wrap(op, "preconditioned"), k=config.top_k, which="LA", tol=config.tol, seed=config.seed)
+    return eigsh(wrap(op, "preconditioned"), k=config.top_k, which="LA", tol=config.tol, seed=config.seed,
+                 budget=budget)

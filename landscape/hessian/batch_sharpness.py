@@ -28,7 +28,7 @@ from typing import Optional, Tuple
 import torch
 
 from ..checkpoint import OptimizerState
-from ..errors import LandscapeError
+from ..errors import OptionError
 from ..objective import Objective
 from .preconditioner import is_adaptive
 from .stability import Stability, stability
@@ -75,9 +75,9 @@ def batch_sharpness(objective: Objective, *, batch_size: int, batches: int = 20,
     """Batch sharpness of ``objective`` at ``theta`` (module docstring) over mini-batches of
     ``batch_size`` samples drawn from its evaluation set."""
     if batch_size < 1 or batches < 1:
-        raise LandscapeError("batch sharpness needs --train-batch-size >= 1 and --batches >= 1")
+        raise OptionError("batch sharpness needs {train_batch_size} >= 1 and {batches} >= 1")  # the configs' names
     if batch_size > objective.n:
-        raise LandscapeError(f"--train-batch-size {batch_size} exceeds the {objective.n} evaluation samples")
+        raise OptionError("{train_batch_size} {value} exceeds the {n} evaluation samples", value=batch_size, n=objective.n)
     idx = batch_indices(objective.n, batch_size=batch_size, batches=batches, seed=seed).to(objective.x.device)
     out = torch.empty(len(idx), dtype=torch.float64, device=objective.device)
     hvps = 0

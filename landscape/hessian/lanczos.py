@@ -23,7 +23,9 @@ at most ``tol · max|θ|``; ``"vectors"`` when every residual is (what eigenvect
 directions or in preconditioned verdicts need). ``converged`` in the result means exactly that
 the chosen criterion holds. Limits (``max_iter`` products, ``time_budget`` seconds) end the run
 with its bounds and ``converged=False``, never with an exception; so does a tolerance below what
-the dtype allows, once the bounds sit at their rounding floor. When ``3k ≥ dim`` the
+the dtype allows, once the bounds sit at their rounding floor. Several runs of one call share
+one :class:`Budget` (products and a deadline), so a command's limits hold for all its runs
+together. When ``3k ≥ dim`` the
 operator is applied to the identity (``dim`` products) and the problem is solved densely.
 
 Expansion: from one start vector the next basis vector is the residual of a Ritz pair (all
@@ -46,7 +48,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 
@@ -126,10 +128,88 @@ class EigenProgress:
 Callback = Callable[[EigenProgress], None]
 
 
+class Budget:
+    """Hessian-vector products and seconds shared by every Lanczos run of one call.
+
+    One command runs several Lanczos runs (``landscape hessian``: the top-k, the stability
+    λ_max on the training objective, λ_max(H + wd), the preconditioned eigenvalues, the smallest
+    eigenvalue, per-layer blocks); ``--max-hvps`` and ``--time-budget`` limit them *together*, so
+    each run is given what the earlier ones left (:meth:`limits`) and reports what it spent
+    (:meth:`spend`). ``max_hvps`` counts products of every run (a first pass on a data subset
+    included); ``seconds`` is a deadline measured from the budget's creation. A run that finds
+    the budget spent does not start: it returns :func:`unstarted` (NaN values, infinite bounds,
+    ``converged=False``, ``stopped`` naming the limit) rather than raising.
+    """
+
+    def __init__(self, *, max_hvps: Optional[int] = None, seconds: Optional[float] = None,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        if max_hvps is not None and int(max_hvps) < 1:
+            raise ValueError("max_hvps must be at least 1")
+        if seconds is not None and not (seconds > 0 and math.isfinite(seconds)):
+            raise ValueError("seconds must be a positive number")
+        self.max_hvps = None if max_hvps is None else int(max_hvps)
+        self.seconds = None if seconds is None else float(seconds)
+        self._clock = clock
+        self._t0 = clock()
+        self.used = 0
+        self.runs = 0
+        self.skipped = 0
+
+    def hvps_left(self) -> Optional[int]:
+        """Products still allowed (None: no cap)."""
+        return None if self.max_hvps is None else max(0, self.max_hvps - self.used)
+
+    def seconds_left(self) -> Optional[float]:
+        """Seconds until the deadline (None: no deadline)."""
+        return None if self.seconds is None else self.seconds - (self._clock() - self._t0)
+
+    def exhausted(self) -> str:
+        """``"max_hvps"`` or ``"time_budget"`` when that limit is reached, else ``""``."""
+        if self.max_hvps is not None and self.used >= self.max_hvps:
+            return "max_hvps"
+        left = self.seconds_left()
+        if left is not None and left <= 0:
+            return "time_budget"
+        return ""
+
+    def limits(self, max_iter: Optional[int] = None, time_budget: Optional[float] = None) -> Dict[str, Any]:
+        """``max_iter``/``time_budget`` for the next run: its own limits (None: none of its own;
+        a run without its own product cap may use everything that is left) within what is left."""
+        left = self.hvps_left()
+        out: Dict[str, Any] = {"max_iter": max_iter if left is None else min(left, max_iter or left)}
+        secs = self.seconds_left()
+        if secs is not None:
+            time_budget = max(1e-9, secs if time_budget is None else min(secs, time_budget))
+        out["time_budget"] = time_budget
+        return out
+
+    def spend(self, matvecs: int) -> None:
+        """Count one finished run's products (a run that got none counts as skipped)."""
+        self.used += int(matvecs)
+        self.runs += 1
+        self.skipped += int(matvecs) == 0
+
+    def to_json(self) -> dict:
+        left = self.seconds_left()
+        return {"max_hvps": self.max_hvps, "time_budget": self.seconds, "hvps_used": self.used,
+                "seconds_used": (self.seconds - left) if left is not None else self._clock() - self._t0,
+                "lanczos_runs": self.runs, "skipped_runs": self.skipped, "exhausted": self.exhausted() or None}
+
+
+def unstarted(op: LinearOperator, *, k: int, which: str, tol: float, converge: str, stopped: str) -> EigenResult:
+    """The result of a run the budget left no room for: no products, NaN eigenvalues and
+    residuals, infinite error bounds, zero vectors, ``converged=False``."""
+    nan, inf = float("nan"), float("inf")
+    vecs = torch.zeros(k, int(op.dim), dtype=op.dtype, device=op.device)
+    return EigenResult((nan,) * k, vecs, (nan,) * k, False, 0, which, float(tol), "lanczos", (inf,) * k,
+                       converge, stopped, 0.0, 1)
+
+
 def eigsh(op: LinearOperator, *, k: int = 1, which: str = "LA", tol: float = 1e-4, seed: int = 0,
           v0: Optional[torch.Tensor] = None, max_iter: Optional[int] = None,
           max_basis: Optional[int] = None, block: Union[int, str] = 1, converge: str = "values",
-          time_budget: Optional[float] = None, callback: Optional[Callback] = None) -> EigenResult:
+          time_budget: Optional[float] = None, callback: Optional[Callback] = None,
+          budget: Optional[Budget] = None) -> EigenResult:
     """The ``k`` largest ('LA') or smallest ('SA') eigenpairs of the symmetric ``op``.
 
     Args:
@@ -152,7 +232,32 @@ def eigsh(op: LinearOperator, *, k: int = 1, which: str = "LA", tol: float = 1e-
         time_budget: seconds; no iteration is started that the observed time per product says
             would end past it (the run returns its bounds with ``converged=False``).
         callback: called with an :class:`EigenProgress` after each iteration.
+        budget: products and a deadline shared with the other runs of the same call
+            (:class:`Budget`): this run gets at most what is left (within ``max_iter`` and
+            ``time_budget``), does not start when nothing is (:func:`unstarted`), and its
+            products are counted in it.
     """
+    if budget is None:
+        return _eigsh(op, k=k, which=which, tol=tol, seed=seed, v0=v0, max_iter=max_iter, max_basis=max_basis,
+                      block=block, converge=converge, time_budget=time_budget, callback=callback)
+    if which not in ("LA", "SA") or converge not in CRITERIA or not 1 <= k <= int(op.dim):
+        raise ValueError(f"bad eigsh arguments: which={which!r}, converge={converge!r}, k={k}")
+    stop = budget.exhausted()
+    if stop:
+        res = unstarted(op, k=k, which=which, tol=tol, converge=converge, stopped=stop)
+    else:
+        lim = budget.limits(max_iter, time_budget)
+        res = _eigsh(op, k=k, which=which, tol=tol, seed=seed, v0=v0, max_iter=lim["max_iter"],
+                     max_basis=max_basis, block=block, converge=converge, time_budget=lim["time_budget"],
+                     callback=callback)
+    budget.spend(res.matvecs)
+    return res
+
+
+def _eigsh(op: LinearOperator, *, k: int, which: str, tol: float, seed: int, v0: Optional[torch.Tensor],
+           max_iter: Optional[int], max_basis: Optional[int], block: Union[int, str], converge: str,
+           time_budget: Optional[float], callback: Optional[Callback]) -> EigenResult:
+    """:func:`eigsh` without a shared budget."""
     if which not in ("LA", "SA"):
         raise ValueError("which must be 'LA' or 'SA'")
     if converge not in CRITERIA:

@@ -33,7 +33,7 @@ import torch
 
 from ..checkpoint import map_optimizer_state
 from ..distributed import is_main
-from ..errors import LandscapeError
+from ..errors import LandscapeError, OptionError
 from ..objective import Objective
 from ..optim.families import recognise_optimizer
 from .batch_sharpness import batch_sharpness
@@ -65,9 +65,9 @@ class SharpnessTracker:
                  train_batch_size: int, subset: Optional[int] = None, batches: int = 10, seed: int = 0,
                  tol: float = 1e-3, eval_batch_size: int = 1024) -> None:
         if every < 1:
-            raise LandscapeError("--track-sharpness K needs K >= 1")
+            raise OptionError("{every} must be at least 1")
         if subset is not None and not 0 < subset:
-            raise LandscapeError("--track-subset must be positive")
+            raise OptionError("{subset} must be positive")
         n = len(y)
         if subset is not None and subset < n:
             idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:subset]

@@ -23,7 +23,7 @@ decays need their own Lanczos run for non-adaptive optimizers); adaptive optimiz
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import field, replace
 from typing import Any, Callable, Dict, Optional, Union
 
 import torch
@@ -33,7 +33,7 @@ from ..errors import LandscapeError
 from ..objective import Objective
 from ..optim.families import coupled_weight_decay, is_adaptive, preconditioner_diag
 from ..results import internal, result
-from .lanczos import EigenResult, eigsh
+from .lanczos import Budget, EigenResult, eigsh
 from .operator import HessianOperator, LinearOperator, PreconditionedOperator
 from .stability import Stability, stability
 
@@ -43,19 +43,22 @@ Wrap = Callable[[LinearOperator, str], LinearOperator]
 # ============================================================================ top eigenpair
 @result()
 class TopEigen:
-    """λ_max, its unit eigenvector, the residual ‖Hv − λv‖, convergence and the products spent."""
+    """λ_max, its unit eigenvector, the residual ‖Hv − λv‖, convergence, the products spent, the
+    error bound on λ_max and why the run stopped (``converged``, ``max_hvps``, ``time_budget``, ...)."""
 
     value: float
     vector: torch.Tensor = internal()
     residual: float = 0.0
     converged: bool = False
     matvecs: int = 0
+    error_bound: float = float("nan")
+    stopped: str = ""
 
     @classmethod
     def of(cls, res: EigenResult) -> TopEigen:
         """The first pair of a Lanczos result."""
         return cls(float(res.eigenvalues[0]), res.eigenvectors[0], float(res.residuals[0]),
-                   bool(res.converged), int(res.matvecs))
+                   bool(res.converged), int(res.matvecs), float(res.error_bounds[0]), res.stopped)
 
 
 def top_eigenpair(objective: Objective, theta: Optional[torch.Tensor] = None, *,
@@ -144,11 +147,12 @@ class CurvatureVerdict:
     warm: Dict[str, torch.Tensor] = internal(default_factory=dict)
     same_objective: bool = True
     training: Optional[Objective] = internal(default=None)
+    runs: Dict[str, Dict[str, Any]] = field(default_factory=dict)
 
     @property
     def converged(self) -> bool:
         """Whether every eigenvalue the verdict uses met the Lanczos tolerance."""
-        ok = self.lambda_max_converged
+        ok = self.lambda_max_converged and all(r.get("converged", True) for r in self.runs.values())
         return bool(ok and (self.preconditioned is None or self.preconditioned.converged))
 
     @property
@@ -180,6 +184,7 @@ class CurvatureVerdict:
             "preconditioned_lambda_max": self.preconditioned_lambda_max,
             "preconditioned_residual": float(pre.residuals[0]) if pre is not None else None,
             "converged": self.converged,
+            "runs": {k: dict(v) for k, v in self.runs.items()},
             "objective": dict(self.objective),
             "bn_mode": self.objective.get("bn_mode"),
             "hvps": self.hvps,
@@ -192,7 +197,8 @@ def curvature_verdict(objective: Objective, optimizer_state: Optional[OptimizerS
                       warm: Optional[Dict[str, torch.Tensor]] = None, theta: Optional[torch.Tensor] = None,
                       train_batch_size: Optional[int] = None, method: str = "auto",
                       top: Optional[EigenResult] = None, base: Optional[HessianOperator] = None,
-                      preconditioned_k: int = 1, wrap: Optional[Wrap] = None) -> CurvatureVerdict:
+                      preconditioned_k: int = 1, wrap: Optional[Wrap] = None,
+                      budget: Optional[Budget] = None) -> CurvatureVerdict:
     """The stability verdict of ``optimizer_state`` at ``theta`` (default: the objective's weights).
 
     Args:
@@ -206,6 +212,9 @@ def curvature_verdict(objective: Objective, optimizer_state: Optional[OptimizerS
             ``objective`` at ``theta``, reused when the training objective is ``objective``.
         preconditioned_k: how many preconditioned eigenvalues to compute (the first judges).
         wrap: ``wrap(operator, phase)`` around every operator (progress display).
+        budget: products and deadline shared with the caller's other Lanczos runs
+            (:class:`~landscape.hessian.lanczos.Budget`); a run it leaves no room for gives NaN
+            values and ``converged: false`` (the verdict is then unknown), never an exception.
     """
     warm = dict(warm or {})
     vobj = training_objective(objective, batch_size=train_batch_size)
@@ -226,9 +235,11 @@ def curvature_verdict(objective: Objective, optimizer_state: Optional[OptimizerS
     if same and top is not None:
         lam_res = top
     else:
-        lam_res = eigsh(wrapped(h, "stability λ_max"), k=1, which="LA", tol=tol, seed=seed, v0=warm.get("H"))
+        lam_res = eigsh(wrapped(h, "stability λ_max"), k=1, which="LA", tol=tol, seed=seed, v0=warm.get("H"),
+                        budget=budget)
     lam = float(lam_res.eigenvalues[0])
-    new_warm = {"H": lam_res.eigenvectors[:1].detach()}
+    runs = {"lambda_max": _run_json(lam_res, reused=same and top is not None)}
+    new_warm = {"H": lam_res.eigenvectors[:1].detach()} if lam_res.matvecs else dict(warm)
     wd = coupled_weight_decay(optimizer_state, vobj.space, dtype=vobj.dtype)
     adaptive = is_adaptive(optimizer_state)
     lam_seen = lam
@@ -237,8 +248,9 @@ def curvature_verdict(objective: Objective, optimizer_state: Optional[OptimizerS
         notes.append(f"coupled weight decay {wd:g}: stability uses λ_max(H + wd·I) = λ_max + wd")
     elif isinstance(wd, torch.Tensor) and not adaptive:
         shifted = eigsh(wrapped(h.with_shift(wd), "H + wd"), k=1, which="LA", tol=tol, seed=seed,
-                        v0=lam_res.eigenvectors[:1])
+                        v0=lam_res.eigenvectors[:1] if lam_res.matvecs else None, budget=budget)
         lam_seen = float(shifted.eigenvalues[0])
+        runs["with_decay"] = _run_json(shifted)
         notes.append("coupled weight decay differs between parameter groups: stability uses "
                      f"λ_max(H + diag(wd)) = {lam_seen:.6g}")
     pre = None
@@ -251,8 +263,10 @@ def curvature_verdict(objective: Objective, optimizer_state: Optional[OptimizerS
         if p is not None:
             op = PreconditionedOperator(h.with_shift(wd), p.to(vobj.device))
             pre = eigsh(wrapped(op, "preconditioned"), k=max(1, int(preconditioned_k)), which="LA", tol=tol,
-                        seed=seed, v0=warm.get("P"))
-            new_warm["P"] = pre.eigenvectors[:1].detach()
+                        seed=seed, v0=warm.get("P"), budget=budget)
+            runs["preconditioned"] = _run_json(pre)
+            if pre.matvecs:
+                new_warm["P"] = pre.eigenvectors[:1].detach()
             if wd is not None:
                 notes.append("preconditioned eigenvalues include the coupled weight decay: λ(P^-1/2 (H + wd) P^-1/2)")
     st = stability(optimizer_state, lr=lr, lambda_max=lam_seen,
@@ -261,4 +275,11 @@ def curvature_verdict(objective: Objective, optimizer_state: Optional[OptimizerS
     shift_json: Union[None, float, str] = (wd if isinstance(wd, float) else
                                            ("per parameter group" if isinstance(wd, torch.Tensor) else None))
     return CurvatureVerdict(st, lam, float(lam_res.residuals[0]), bool(lam_res.converged), lam_seen, shift_json,
-                            pre, describe_objective(vobj), vobj.hvp_count - start, new_warm, same, vobj)
+                            pre, describe_objective(vobj), vobj.hvp_count - start, new_warm, same, vobj, runs)
+
+
+def _run_json(res: EigenResult, *, reused: bool = False) -> Dict[str, Any]:
+    """What one Lanczos run of the verdict did: products, convergence, why it stopped, and the
+    error bound on its first eigenvalue (``reused``: the caller's top-k run, no new products)."""
+    return {"matvecs": 0 if reused else int(res.matvecs), "converged": bool(res.converged),
+            "stopped": res.stopped, "error_bound": float(res.error_bounds[0]), "reused": reused}

@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from ..errors import SpecError
+from ..errors import SpecOptionError
 
 
 @dataclass(frozen=True)
@@ -130,8 +130,8 @@ def recognise(state: Mapping[str, torch.Tensor]) -> Recognition:
         misses.append((len(wrong), c.spec, f"shape of {wrong[0]}: {got[wrong[0]]} here, {shapes[wrong[0]]} in {c.spec}"))
     misses.sort(key=lambda m: m[0])
     closest = "; ".join(f"{spec} ({diff})" for _, spec, diff in misses[:3])
-    raise SpecError(f"the checkpoint's weights match no known architecture (closest: {closest}); "
-                    "pass --model NAME or --model file.py:factory")
+    raise SpecOptionError("the checkpoint's weights match no known architecture (closest: {closest}); "
+                          "pass {model} NAME or {model} file.py:factory", closest=closest)
 
 
 def _key_diff(missing: Sequence[str], extra: Sequence[str]) -> str:

@@ -17,7 +17,7 @@ from typing import Mapping, Optional
 
 import torch
 
-from ..errors import SpecError
+from ..errors import SpecError, SpecOptionError
 
 SCHEDULERS = ("none", "plateau", "step", "cosine")
 METRICS = ("test_acc", "test_loss", "train_acc", "train_loss")
@@ -61,13 +61,13 @@ def _make(opt: torch.optim.Optimizer, cfg: ScheduleConfig) -> Optional[object]:
         return None
     if cfg.name == "plateau":
         if cfg.metric not in METRICS:
-            raise SpecError(f"--plateau-metric {cfg.metric!r}: choose {', '.join(METRICS)}")
+            raise SpecOptionError("{plateau_metric} {value!r}: choose {choices}", value=cfg.metric, choices=", ".join(METRICS))
         if cfg.mode not in ("min", "max"):
-            raise SpecError(f"--plateau-mode {cfg.mode!r}: choose min or max")
+            raise SpecOptionError("{plateau_mode} {value!r}: choose min or max", value=cfg.mode)
         return sched.ReduceLROnPlateau(opt, mode=cfg.mode, factor=cfg.factor, patience=cfg.patience)
     if cfg.name == "step":
         if cfg.step_size < 1:
-            raise SpecError("--step-size must be at least 1 epoch")
+            raise SpecOptionError("{step_size} must be at least 1 epoch")
         return sched.StepLR(opt, step_size=cfg.step_size, gamma=cfg.step_gamma)
     if cfg.name == "cosine":
         return sched.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs), eta_min=cfg.eta_min)

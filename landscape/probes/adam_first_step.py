@@ -42,7 +42,7 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from ..errors import LandscapeError
+from ..errors import LandscapeError, OptionError
 from ..hessian.stability import stability, synthetic_state
 from ..hessian.verdict import TopEigen, describe_objective, training_objective
 from ..hessian.verdict import top_eigenpair as top_eigen
@@ -486,14 +486,14 @@ def adam_first_step(session: Session, cfg: FirstStepConfig) -> AdamFirstStepResu
     """Run the probe (see the module docstring) from ``session``'s weights and training set,
     under each loss of ``cfg.losses`` (default: the session's) and each learning rate."""
     if session.train is None:
-        raise LandscapeError("adam-first-step needs training data (--data)")
+        raise OptionError("adam-first-step needs training data ({data})")
     if not cfg.lrs:
-        raise LandscapeError("give at least one --lr")
+        raise OptionError("give at least one {lrs}")
     if cfg.batch_size < 1 or cfg.steps < 1:
-        raise LandscapeError("--batch-size and --steps must be positive")
+        raise OptionError("{batch_size} and {steps} must be positive")
     bad = [lr for lr in cfg.lrs if not lr > 0]
     if bad:
-        raise LandscapeError(f"--lr must be positive (got {bad[0]})")
+        raise OptionError("{lrs} must be positive (got {value})", value=bad[0])
     if not 0 < cfg.small_grad < 1:
         raise LandscapeError(f"the small-gradient threshold must be in (0, 1) (got {cfg.small_grad})")
     for name in cfg.losses:

@@ -29,9 +29,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from ..errors import LandscapeError
+from ..errors import LandscapeError, OptionError
 from ..hessian.analyze import top_eigen as _top_eigen
 from ..hessian.batch_sharpness import train_batch_size
+from ..hessian.lanczos import Budget
 from ..hessian.verdict import TopEigen, curvature_verdict
 from ..monitor import SpikeKeeper, cpu_clone
 from ..progress import progress
@@ -227,11 +228,13 @@ class SpikeProbeConfig:
     tol: float = 1e-3
     seed: int = 0
     hessian: bool = True
+    max_hvps: Optional[int] = None       # per checkpoint, for its Lanczos runs together
+    time_budget: Optional[float] = None  # per checkpoint, seconds
 
     def to_json(self) -> dict:
         return {"detector": self.detector.to_json(), "lr": self.lr, "at": list(self.at),
                 "max_events": self.max_events, "points": self.points, "tol": self.tol, "seed": self.seed,
-                "hessian": self.hessian}
+                "hessian": self.hessian, "max_hvps": self.max_hvps, "time_budget": self.time_budget}
 
 
 @result(kind="spikes")
@@ -294,10 +297,11 @@ def probe_checkpoint(path: Path, epoch: int, role: str, event_epoch: float, *, p
     """Every measurement of :class:`CheckpointProbe` at one checkpoint.
 
     ``warm``: eigenvectors of the previously probed checkpoint (Lanczos starts from them, which
-    saves products between neighbouring checkpoints); updated in place with this one's."""
+    saves products between neighbouring checkpoints); updated in place with this one's.
+    ``cfg.max_hvps``/``cfg.time_budget``: one budget for this checkpoint's Lanczos runs together."""
     s = open_session(str(path), **session_kwargs)
     if s.train is None or s.test is None:
-        raise LandscapeError("the spike probe needs train and test data (--data)")
+        raise OptionError("the spike probe needs train and test data ({data})")
     obj, theta = s.train, s.train.theta0
     ev_tr, ev_te = obj.evaluate(), s.test.evaluate()
     lr, lr_source = _lr_for(epoch, s, log, cfg.lr)
@@ -306,8 +310,9 @@ def probe_checkpoint(path: Path, epoch: int, role: str, event_epoch: float, *, p
     gg = float(g @ g)
     dirc = float(g @ obj.hvp(g, theta)) / gg if gg > 0 else float("nan")
     warm = warm if warm is not None else {}
-    top = (_top_eigen(obj, k=1, tol=cfg.tol, seed=cfg.seed, theta=theta, v0=warm.get("top"), converge="vectors")
-           if cfg.hessian else None)   # the vector is used (alignment): converge on its residual
+    budget = Budget(max_hvps=cfg.max_hvps, seconds=cfg.time_budget)
+    top = (_top_eigen(obj, k=1, tol=cfg.tol, seed=cfg.seed, theta=theta, v0=warm.get("top"), converge="vectors",
+                      budget=budget) if cfg.hessian else None)   # the vector is used (alignment): converge on its residual
     if top is not None:
         warm["top"] = top.eigenvectors[:1].detach()
     lam = TopEigen.of(top) if top is not None else None
@@ -316,7 +321,7 @@ def probe_checkpoint(path: Path, epoch: int, role: str, event_epoch: float, *, p
         ck = s.checkpoint
         verdict = curvature_verdict(obj, s.optimizer, lr=lr, tol=cfg.tol, seed=cfg.seed, theta=theta, top=top,
                                     train_batch_size=train_batch_size(ck.meta if ck else None),
-                                    warm=warm.get("verdict"))
+                                    warm=warm.get("verdict"), budget=budget)
         warm["verdict"] = dict(verdict.warm)
         st, pre_val = verdict.stability, verdict.preconditioned_lambda_max
         st_json = verdict.to_json()
@@ -417,8 +422,8 @@ def probe_spikes(run_dir: str | Path, *, log_path: Optional[str | Path] = None,
     run = open_run(root)
     run_log = read_run_log(log_path) if log_path else run.log
     if run_log is None:
-        raise LandscapeError(f"no log in {root}: expected log.csv, a metrics.csv (epoch,split,loss rows) or a "
-                             "CSV with epoch and test_loss columns (or pass --log)")
+        raise OptionError("no log in {root}: expected log.csv, a metrics.csv (epoch,split,loss rows) or a "
+                          "CSV with epoch and test_loss columns (or pass {log_path})", root=root)
     log_file = run_log.path
     log = run_log.rows
     if not log:

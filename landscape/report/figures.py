@@ -28,7 +28,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import LandscapeError
+from ..errors import Field, LandscapeError, OptionError
 from .common import farray, fnum, short_path
 
 FORMATS = ("pdf", "png", "svg")
@@ -105,7 +105,7 @@ def _load(path_text: str) -> _Input:
     if path.is_dir():
         csv_path = path / "sharpness.csv"
         if not csv_path.exists():
-            raise LandscapeError(f"{path}: a folder without sharpness.csv (train with --track-sharpness K)")
+            raise OptionError("{path}: a folder without sharpness.csv (train with {track_every} K)", path=path)
         return _Input(str(path), "eos", _read_tracked(csv_path))
     with open(path, "rb") as f:
         head = f.read(8)
@@ -131,8 +131,8 @@ def _load(path_text: str) -> _Input:
 
         data = slice_from_mapping(d, source=str(path))
         return _Input(str(path), "slice-2d" if data.ndim == 2 else "slice-1d", data)
-    raise LandscapeError(f"{path}: no figure for this result; expected a slice (.h5), a Hessian JSON with "
-                         "--density, the first-step probe's JSON, or a run folder with sharpness.csv")
+    raise OptionError("{path}: no figure for this result; expected a slice (.h5), a Hessian JSON with "
+                      "{density}, the first-step probe's JSON, or a run folder with sharpness.csv", path=path)
 
 
 def _read_tracked(path: Path) -> Dict[str, list]:
@@ -226,14 +226,14 @@ def contour_levels(z: Sequence[np.ndarray], *, n: int, log: bool, vmin: Optional
         pos = vals[vals > 0]
         if vmin is None:
             if pos.size == 0:
-                raise LandscapeError("log-spaced levels need positive values; use --linear")
+                raise OptionError("log-spaced levels need positive values; use {linear}")
             lo = float(pos.min())
         if lo <= 0:
-            raise LandscapeError(f"--vmin {lo:g}: log-spaced levels need a positive minimum; use --linear")
+            raise OptionError("{vmin} {lo:g}: log-spaced levels need a positive minimum; use {linear}", lo=lo)
     if not hi > lo:
         if vmin is not None or vmax is not None:
-            raise LandscapeError(f"the colour range [{lo:g}, {hi:g}] is empty: --vmin/--vmax/--zmax must leave "
-                                 "room above the smallest value")
+            raise OptionError("the colour range [{lo:g}, {hi:g}] is empty: {vmin}/{vmax}/{zmax} must leave "
+                              "room above the smallest value", lo=lo, hi=hi)
         hi = lo + (abs(lo) or 1.0) * 1e-6 if not log else lo * (1 + 1e-6)  # a flat surface
     return np.geomspace(lo, hi, n + 1) if log else np.linspace(lo, hi, n + 1)
 
@@ -490,33 +490,34 @@ def _resolve_kind(inputs: Sequence[_Input], kind: str) -> str:
     if kind == "auto":
         kind = wants[0]
     if kind not in wants:
-        raise LandscapeError(f"--kind {kind} does not fit a {have} input (use {' or '.join(wants)})")
+        raise OptionError("{kind} {value} does not fit a {have} input (use {wants})", value=kind, have=have,
+                          wants=" or ".join(wants))
     if len(inputs) > 1 and kind not in ("line", "eos"):
-        raise LandscapeError(f"--kind {kind} draws one input; several overlay only for 1-D slices and "
-                             "tracked sharpness")
+        raise OptionError("{kind} {value} draws one input; several overlay only for 1-D slices and "
+                          "tracked sharpness", value=kind)
     return kind
 
 
 def _check(opts: FigureOptions) -> None:
     if opts.kind not in KINDS:
-        raise LandscapeError(f"--kind {opts.kind!r}: expected one of {', '.join(KINDS)}")
+        raise OptionError("{kind} {value!r}: expected one of {kinds}", value=opts.kind, kinds=", ".join(KINDS))
     if opts.style not in STYLES:
-        raise LandscapeError(f"--style {opts.style!r}: expected paper or slides")
+        raise OptionError("{style} {value!r}: expected paper or slides", value=opts.style)
     if opts.only not in (None, "train", "test"):
-        raise LandscapeError(f"--only {opts.only!r}: expected train or test")
+        raise OptionError("{only} {value!r}: expected train or test", value=opts.only)
     if opts.quantity not in ("loss", "acc"):
-        raise LandscapeError(f"--quantity {opts.quantity!r}: expected loss or acc")
+        raise OptionError("{quantity} {value!r}: expected loss or acc", value=opts.quantity)
     if opts.levels < 2 or opts.levels > 200:
-        raise LandscapeError(f"--levels {opts.levels}: expected 2 to 200 bands")
+        raise OptionError("{levels} {value}: expected 2 to 200 bands", value=opts.levels)
     if opts.dpi < 20 or opts.dpi > 2400:
-        raise LandscapeError(f"--dpi {opts.dpi}: expected 20 to 2400")
+        raise OptionError("{dpi} {value}: expected 20 to 2400", value=opts.dpi)
     if opts.size is not None and (len(opts.size) != 2 or not all(0.5 <= s <= 40 for s in opts.size)):
-        raise LandscapeError("--size W,H: expected two numbers of inches between 0.5 and 40")
+        raise OptionError("{size} W,H: expected two numbers of inches between 0.5 and 40")
     if opts.vmin is not None and opts.vmax is not None and not opts.vmin < opts.vmax:
-        raise LandscapeError("--vmin must be smaller than --vmax")
-    for name, v in (("--zmax", opts.zmax), ("--vmin", opts.vmin), ("--vmax", opts.vmax)):
+        raise OptionError("{vmin} must be smaller than {vmax}")
+    for name, v in (("zmax", opts.zmax), ("vmin", opts.vmin), ("vmax", opts.vmax)):
         if v is not None and not math.isfinite(v):
-            raise LandscapeError(f"{name} must be a finite number")
+            raise OptionError("{name} must be a finite number", name=Field(name))
 
 
 def render_figure(inputs: Sequence[str], out: str, *, options: Optional[FigureOptions] = None) -> FigureResult:
@@ -528,7 +529,7 @@ def render_figure(inputs: Sequence[str], out: str, *, options: Optional[FigureOp
     out_path = Path(out)
     fmt = out_path.suffix.lower().lstrip(".")
     if fmt not in FORMATS:
-        raise LandscapeError(f"--out {out}: the extension must be .pdf, .png or .svg")
+        raise OptionError("{out} {value}: the extension must be .pdf, .png or .svg", value=out)
     loaded = [_load(p) for p in inputs]
     kind = _resolve_kind(loaded, opts.kind)
     font = opts.font_size if opts.font_size is not None else _STYLE[opts.style][1]

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 
-from ..errors import LandscapeError
+from ..errors import LandscapeError, OptionError
 from .common import first_key, fnum, short_path
 
 DIGITS = 4
@@ -158,7 +158,7 @@ def tables_from_paths(paths: Sequence[str]) -> Tuple[List[Table], List[str]]:
         try:
             d = json.loads(path.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError):
-            raise LandscapeError(f"{p}: not a JSON result (tables are made from --json outputs)") from None
+            raise OptionError("{p}: not a JSON result (tables are made from {json_path} outputs)", p=p) from None
         if isinstance(d, Mapping) and is_first_step(d):
             t = causes_table(d, source=p)
             if t is None:

@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ..errors import LandscapeError
+from ..errors import LandscapeError, OptionError
 
 LOG_OFFSET = 0.1  # ln(z + 0.1), the transform of Li et al.'s h52vtp --log
 
@@ -81,7 +81,7 @@ def export_vtp(path: str, out: str, *, quantity: str = "train_loss", log: bool =
     if not p.is_file():
         raise LandscapeError(f"{path}: no such file")
     if zmax is not None and not math.isfinite(zmax):
-        raise LandscapeError("--zmax must be a finite number")
+        raise OptionError("{zmax} must be a finite number")
     try:
         data = read_slice_h5(p)
     except OSError as exc:

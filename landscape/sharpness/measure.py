@@ -24,7 +24,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from ..errors import LandscapeError
+from ..errors import Field, LandscapeError, OptionError
 from ..objective import Evaluation, Objective
 from ..optim.families import is_adaptive
 from ..progress import progress
@@ -86,19 +86,26 @@ class SharpnessConfig:
     seed: int = 0
     train_batch_size: Optional[int] = None
     batches: int = 20
+    max_hvps: Optional[int] = None
+    time_budget: Optional[float] = None
 
     def __post_init__(self) -> None:
         if self.pac_criterion not in ("loss", "error"):
-            raise LandscapeError("--pac-criterion must be 'loss' or 'error'")
-        checks = {"--eps": self.eps, "--rho": self.rho, "--adaptive-rho": self.adaptive_rho,
-                  "--pac-target": self.pac_target}
+            raise OptionError("{pac_criterion} must be 'loss' or 'error'")
+        checks = {"eps": self.eps, "rho": self.rho, "adaptive_rho": self.adaptive_rho,
+                  "pac_target": self.pac_target}
         for name, value in checks.items():
             if not (value > 0 and math.isfinite(value)):
-                raise LandscapeError(f"{name} must be a positive number, got {value}")
+                raise OptionError("{name} must be a positive number, got {value}", name=Field(name), value=value)
         if self.sigma is not None and not self.sigma > 0:
-            raise LandscapeError(f"--sigma must be positive, got {self.sigma}")
+            raise OptionError("{sigma} must be positive, got {value}", value=self.sigma)
+        if self.max_hvps is not None and self.max_hvps < 1:
+            raise OptionError("{max_hvps} must be at least 1, got {value}", value=self.max_hvps)
+        if self.time_budget is not None and not (self.time_budget > 0 and math.isfinite(self.time_budget)):
+            raise OptionError("{time_budget} must be a positive number of seconds, got {value}",
+                              value=self.time_budget)
         if self.samples < 2 or self.steps < 1 or self.restarts < 1 or self.trace_matvecs < 3:
-            raise LandscapeError("need --samples >= 2, --steps >= 1, --restarts >= 1, --trace-matvecs >= 3")
+            raise OptionError("need {samples} >= 2, {steps} >= 1, {restarts} >= 1, {trace_matvecs} >= 3")
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -176,7 +183,7 @@ def measure_session(session: Session, config: SharpnessConfig = SharpnessConfig(
     """
     obj = session.train
     if obj is None:
-        raise LandscapeError("sharpness needs the training data; pass --data")
+        raise OptionError("sharpness needs the training data; pass {data}")
     warm = dict(warm or {})
     cfg = config
     seconds: Dict[str, float] = {}
@@ -265,16 +272,19 @@ def _hessian_measures(session: Session, cfg: SharpnessConfig, warm: Dict[str, to
     λ_max is on the evaluated objective; the verdict (:func:`landscape.hessian.verdict.curvature_verdict`)
     on the training objective, with the curvature the optimizer sees: H + wd·I with coupled L2
     weight decay, and for adaptive optimizers λ₁ of P^{-1/2}(H + wd·I)P^{-1/2}.
+    ``cfg.max_hvps``/``cfg.time_budget`` are one budget per checkpoint for these Lanczos runs
+    together (:class:`~landscape.hessian.lanczos.Budget`).
     """
     from ..hessian.batch_sharpness import train_batch_size
-    from ..hessian.lanczos import eigsh
+    from ..hessian.lanczos import Budget, eigsh
     from ..hessian.operator import HessianOperator
     from ..hessian.verdict import curvature_verdict, describe_objective
 
     obj = session.train
     opt = session.optimizer
     base = HessianOperator(obj)
-    top = eigsh(base, k=1, which="LA", tol=cfg.eig_tol, seed=cfg.seed, v0=warm.get("lambda_max"))
+    budget = Budget(max_hvps=cfg.max_hvps, seconds=cfg.time_budget)
+    top = eigsh(base, k=1, which="LA", tol=cfg.eig_tol, seed=cfg.seed, v0=warm.get("lambda_max"), budget=budget)
     new_warm["lambda_max"] = top.eigenvectors[0].detach()
     out: Dict[str, Any] = {"lambda_max": _eig_json(top, cfg, "lambda_max" in warm, obj.space)}
     out["lambda_max"]["objective"] = describe_objective(obj)["description"]
@@ -282,11 +292,14 @@ def _hessian_measures(session: Session, cfg: SharpnessConfig, warm: Dict[str, to
     v = curvature_verdict(obj, opt, lr=cfg.lr, tol=cfg.eig_tol, seed=cfg.seed, top=top, base=base,
                           warm={k: t for k, t in (("H", warm.get("stability_lambda_max")),
                                                   ("P", warm.get("preconditioned"))) if t is not None},
-                          train_batch_size=train_batch_size(ck.meta if ck else None, cfg.train_batch_size))
-    new_warm["stability_lambda_max"] = v.warm["H"][0]
+                          train_batch_size=train_batch_size(ck.meta if ck else None, cfg.train_batch_size),
+                          budget=budget)
+    if "H" in v.warm:
+        new_warm["stability_lambda_max"] = v.warm["H"][0]
     if is_adaptive(opt):
         if v.preconditioned is not None:
-            new_warm["preconditioned"] = v.warm["P"][0]
+            if "P" in v.warm:
+                new_warm["preconditioned"] = v.warm["P"][0]
             pj = _eig_json(v.preconditioned, cfg, "preconditioned" in warm, obj.space)
             pj["definition"] = "top eigenvalue of P^-1/2 (H + wd I) P^-1/2, P the optimizer's preconditioner"
             pj["objective"] = v.objective["description"]
@@ -295,6 +308,8 @@ def _hessian_measures(session: Session, cfg: SharpnessConfig, warm: Dict[str, to
             pj = {"value": None, "note": reason}
         out["preconditioned_lambda_max"] = pj
     sj = v.to_json()
+    if cfg.max_hvps is not None or cfg.time_budget is not None:
+        sj["budget"] = budget.to_json()
     _batch_sharpness_verdict(session, cfg, sj, v.training or obj)
     out["stability"] = sj
     return out
@@ -335,6 +350,8 @@ def _eig_json(res: Any, cfg: SharpnessConfig, warm_started: bool, space: Any) ->
         "value": float(res.eigenvalues[0]),
         "residual": float(res.residuals[0]),
         "converged": bool(res.converged),
+        "error_bound": float(res.error_bounds[0]),
+        "stopped": res.stopped,
         "matvecs": int(res.matvecs),
         "method": "Lanczos (largest algebraic)",
         "tol": cfg.eig_tol,

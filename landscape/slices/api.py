@@ -33,7 +33,7 @@ from ..directions import (
     PlaneSource,
     RandomSource,
 )
-from ..errors import LandscapeError
+from ..errors import Field, LandscapeError, OptionError
 from ..objective import Objective
 from ..params import ParamSpace
 from .evaluate import (
@@ -114,22 +114,22 @@ def source_for(config: SliceConfig, *, seed: int, trust: bool) -> DirectionSourc
     from ..directions import trajectory_files
 
     if config.dirs not in (1, 2):
-        raise LandscapeError("--dirs must be 1 or 2")
+        raise OptionError("{dirs} must be 1 or 2")
     kind = config.kind
     if kind not in ("random", "eigen", "pca", "file", "plane"):
-        raise LandscapeError(f"unknown --direction {config.direction!r}")
+        raise OptionError("unknown {direction} {value!r}", value=config.direction)
     if config.plane and config.direction != "random":
-        raise LandscapeError("--plane gives the directions itself; drop --direction")
+        raise OptionError("{plane} gives the directions itself; drop {direction}")
     if config.plane and config.dirs != 2:
-        raise LandscapeError("--plane makes a 2-D slice; use --dirs 2")
+        raise OptionError("{plane} makes a 2-D slice; use {dirs} 2")
     if config.plane and len(config.plane) != 3:
-        raise LandscapeError("--plane needs three checkpoints A B C")
+        raise OptionError("{plane} needs three checkpoints A B C")
     if kind == "file" and not config.direction_file:
-        raise LandscapeError("--direction file needs --direction-file PATH")
+        raise OptionError("{direction} file needs {direction_file} PATH")
     if kind == "pca" and not config.trajectory:
-        raise LandscapeError("--direction pca needs --trajectory RUN_DIR (or checkpoint files)")
+        raise OptionError("{direction} pca needs {trajectory} RUN_DIR (or checkpoint files)")
     if kind == "plane" and config.norm not in (None, "none"):
-        raise LandscapeError("--norm does not apply to --plane (the checkpoints fix the directions)")
+        raise OptionError("{norm} does not apply to {plane} (the checkpoints fix the directions)")
     norm = config.norm or ("filter" if kind == "random" else "none")
     k, inc = config.dirs, config.include_bn
     if kind == "random":
@@ -183,7 +183,7 @@ def slice_checkpoint(checkpoint: Optional[str] = None, config: Optional[SliceCon
     seed = int(session_kwargs.get("seed", 0) or 0)
     source = source_for(config, seed=seed, trust=bool(session_kwargs.get("trust", False)))
     if config.plane and checkpoint:
-        raise LandscapeError("--plane A B C centres the slice on A; do not pass CHECKPOINT as well")
+        raise OptionError("{plane} A B C centres the slice on A; do not pass CHECKPOINT as well")
     centre_path = checkpoint or source.centre()
     if not centre_path:
         raise LandscapeError("missing CHECKPOINT")
@@ -198,7 +198,7 @@ def slice_checkpoint(checkpoint: Optional[str] = None, config: Optional[SliceCon
     yr = None
     if config.dirs == 2:
         yr = resolve_range(config.yrange or config.xrange or default, None if span is None else span[:, 1],
-                           name="--yrange", **pads)
+                           name=Field("yrange"), **pads)
     grid = Grid.from_ranges(xr, yr)
 
     common, attrs = _common_settings(session, session_kwargs, objectives)
@@ -224,9 +224,9 @@ def slice_checkpoint(checkpoint: Optional[str] = None, config: Optional[SliceCon
 
 def _check_eval_options(batch_size: BatchSize, flush_seconds: float) -> None:
     if batch_size is not None and batch_size != "auto":
-        check_batch_size(batch_size, name="--batch-size")
+        check_batch_size(batch_size, name=Field("eval_batch_size"))
     if not (flush_seconds >= 0):
-        raise LandscapeError(f"--flush-seconds must be >= 0 (got {flush_seconds!r})")
+        raise OptionError("{flush_seconds} must be >= 0 (got {value!r})", value=flush_seconds)
 
 
 def _extra_writer(f: Any) -> None:
@@ -262,7 +262,7 @@ def interpolate_checkpoints(a: str, b: str, config: Optional[InterpolateConfig] 
     made = source.make(session)
     d = made.set
     pa, pb = d.info["checkpoints"]
-    lo, hi, n = resolve_range(config.alphas, None, name="--range")
+    lo, hi, n = resolve_range(config.alphas, None, name=Field("alphas"))
     grid = Grid.from_ranges((lo, hi, n))
     objectives = _session_objectives(session, config.test)
     common, attrs = _common_settings(session, session_kwargs, objectives)
@@ -373,16 +373,16 @@ def _prepare(store: SurfaceStore, directions: Any, grid: Grid, first: Objective,
     """Create or check-and-load the file (rank 0), make or read the directions, choose the
     evaluation settings, and list the points still to do; the same on every rank."""
     out = store.path
-    status: Tuple[str, str] = ("new", "")
+    status: Tuple[str, Any] = ("new", "")  # ("error", exc): every rank raises rank 0's error
     if out and dist.is_main() and store.exists() and not overwrite:
         try:
             store.check(settings)
             status = ("resume", "")
         except LandscapeError as exc:
-            status = ("error", str(exc))
+            status = ("error", exc)
     status = dist.broadcast_object(status)
     if status[0] == "error":
-        raise LandscapeError(status[1])
+        raise status[1]
     dirs, config = None, None
     if status[0] == "resume":
         if dist.is_main():
@@ -391,13 +391,13 @@ def _prepare(store: SurfaceStore, directions: Any, grid: Grid, first: Objective,
                                         buffer_shapes=buffer_shapes, expect=grid)
                 status = ("resume", "")
             except LandscapeError as exc:
-                status = ("error", str(exc))
+                status = ("error", exc)
             if dirs is not None:
                 config = store.eval_config or choose_eval_config(first, channels_last=channels_last,
                                                                  batch_size=first.batch_size)
         status = dist.broadcast_object(status)
         if status[0] == "error":
-            raise LandscapeError(status[1])
+            raise status[1]
     else:
         dirs = directions() if callable(directions) else directions
         if dist.is_main():

@@ -28,7 +28,7 @@ import torch
 
 from .. import distributed as dist
 from ..directions import DirectionSet
-from ..errors import LandscapeError
+from ..errors import Field, OptionError
 from ..objective import Objective
 from ..progress import progress
 
@@ -138,14 +138,14 @@ class EvalConfig:
         return out
 
 
-def check_batch_size(value: object, *, name: str = "eval_batch_size") -> int:
+def check_batch_size(value: object, *, name: str = Field("eval_batch_size")) -> int:
     """A positive integer batch size, else a one-line error (0 and negatives give empty sums)."""
     try:
         ok = float(value) == int(value) and int(value) >= 1  # type: ignore[arg-type]
     except (TypeError, ValueError, OverflowError):
         ok = False
     if not ok or isinstance(value, bool):
-        raise LandscapeError(f"{name} must be a positive integer (got {value!r})")
+        raise OptionError("{name} must be a positive integer (got {value!r})", name=name, value=value)
     return int(value)  # type: ignore[arg-type]
 
 

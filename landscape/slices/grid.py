@@ -11,7 +11,7 @@ from typing import Any, Optional, Tuple
 
 import numpy as np
 
-from ..errors import LandscapeError
+from ..errors import Field, OptionError
 
 AXIS_ORDER = "[ix, iy]"  # axis 0 follows xcoordinates, axis 1 ycoordinates
 Range = Tuple[Any, ...]  # (lo, hi, n) or ("auto", n)
@@ -69,14 +69,14 @@ class Grid:
 
 
 def resolve_range(r: Optional[Range], span: Optional[np.ndarray], *, pad_abs: float = 0.0,
-                  pad_rel: float = 0.0, default_n: int = 51, name: str = "--range") -> Tuple[float, float, int]:
+                  pad_rel: float = 0.0, default_n: int = 51, name: str = Field("xrange")) -> Tuple[float, float, int]:
     """An explicit ``(lo, hi, n)``, or ``("auto", n)``: the span of ``span`` and 0, padded by
     ``pad_abs + pad_rel·width`` on each side (rounded to 6 decimals so the range prints cleanly)."""
     if r is not None and r[0] != "auto":
         return float(r[0]), float(r[1]), int(r[2])
     n = int(r[1]) if r is not None else default_n
     if span is None:
-        raise LandscapeError(f"{name} auto is only for --plane and --direction pca")
+        raise OptionError("{name} auto is only for {plane} and {direction} pca", name=name)
     lo, hi = min(0.0, float(np.min(span))), max(0.0, float(np.max(span)))
     pad = pad_abs + pad_rel * max(hi - lo, 1e-12)
     return round(lo - pad, 6), round(hi + pad, 6), n

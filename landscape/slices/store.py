@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from ..directions import DirectionSet, directions_from_rows, h5_direction_rows
-from ..errors import LandscapeError
+from ..errors import LandscapeError, OptionError
 from ..params import ParamSpace
 from .evaluate import EvalConfig, check_batch_size
 from .grid import AXIS_ORDER, Grid
@@ -104,9 +104,9 @@ class SurfaceStore:
         mine = _plain(settings)
         diffs = [f"{k}: {stored.get(k)!r} -> {mine.get(k)!r}" for k in sorted(set(mine) | set(stored) - {"__key__"})
                  if stored.get(k) != mine.get(k)]
-        raise LandscapeError(f"{self.path} was made with other settings or another checkpoint "
-                             f"({'; '.join(diffs[:4]) or 'different settings'}); "
-                             "pass --overwrite to replace it, or choose another --out")
+        raise OptionError("{path} was made with other settings or another checkpoint ({diffs}); "
+                          "pass {overwrite} to replace it, or choose another {out}",
+                          path=self.path, diffs='; '.join(diffs[:4]) or 'different settings')
 
     def _read_settings(self) -> Dict[str, Any]:
         import h5py
@@ -114,14 +114,14 @@ class SurfaceStore:
         try:
             with h5py.File(self.path, "r") as f:
                 if f.attrs.get("format") != FORMAT:
-                    raise LandscapeError(f"{self.path} exists and is not a landscape surface file; "
-                                         "pass --overwrite to replace it")
+                    raise OptionError("{path} exists and is not a landscape surface file; "
+                                      "pass {overwrite} to replace it", path=self.path)
                 out = json.loads(f.attrs["settings"])
                 out["__key__"] = str(f.attrs["settings_key"])
                 return out
         except (OSError, KeyError, ValueError):
-            raise LandscapeError(f"{self.path} exists and is not a readable HDF5 file; "
-                                 "pass --overwrite to replace it") from None
+            raise OptionError("{path} exists and is not a readable HDF5 file; "
+                              "pass {overwrite} to replace it", path=self.path) from None
 
     def create(self, *, grid: Grid, metrics: Sequence[str], directions: DirectionSet, space: ParamSpace,
                settings: Mapping[str, Any], attrs: Mapping[str, Any],
@@ -161,15 +161,15 @@ class SurfaceStore:
         self.metrics = tuple(str(m) for m in json.loads(f.attrs["metrics"]))
         axes = [a for a in ("xcoordinates", "ycoordinates") if a in f]
         if "xcoordinates" not in axes or any(len(f[a].shape) != 1 for a in axes):
-            raise LandscapeError(f"{self.path}: xcoordinates/ycoordinates missing or not 1-D; "
-                                 "pass --overwrite to replace the file")
+            raise OptionError("{path}: xcoordinates/ycoordinates missing or not 1-D; "
+                              "pass {overwrite} to replace the file", path=self.path)
         x = np.asarray(f["xcoordinates"], dtype=np.float64)
         y = np.asarray(f["ycoordinates"], dtype=np.float64) if "ycoordinates" in f else None
         grid = Grid(x, y)
         for m in (*self.metrics, "computed"):
             if m not in f or tuple(f[m].shape) != grid.shape:
-                raise LandscapeError(f"{self.path}: dataset {m} is missing or not of shape {grid.shape}; "
-                                     "pass --overwrite to replace the file")
+                raise OptionError("{path}: dataset {m} is missing or not of shape {shape}; "
+                                  "pass {overwrite} to replace the file", path=self.path, m=m, shape=grid.shape)
         self.shape = grid.shape
         self.values = np.stack([np.asarray(f[m], dtype=np.float64).reshape(-1) for m in self.metrics], axis=1)
         self.computed = np.asarray(f["computed"], dtype=bool).reshape(-1)
@@ -187,18 +187,18 @@ class SurfaceStore:
             return self._load(h5py, space=space, device=device, dtype=dtype, buffer_shapes=buffer_shapes,
                               expect=expect)
         except (KeyError, ValueError, TypeError, OSError) as exc:
-            raise LandscapeError(f"{self.path} is not a complete landscape surface file ({type(exc).__name__}: "
-                                 f"{str(exc).splitlines()[0][:120] if str(exc) else 'unreadable'}); "
-                                 "pass --overwrite to replace it") from None
+            raise OptionError("{path} is not a complete landscape surface file ({kind}: {what}); "
+                              "pass {overwrite} to replace it", path=self.path, kind=type(exc).__name__,
+                              what=str(exc).splitlines()[0][:120] if str(exc) else 'unreadable') from None
 
     def _load(self, h5py: Any, *, space: ParamSpace, device: torch.device, dtype: torch.dtype,
               buffer_shapes: Mapping[str, Tuple[int, ...]], expect: Optional[Grid]) -> Tuple[Grid, DirectionSet]:
         with h5py.File(self.path, "r") as f:
             grid = self.read_arrays(f)
             if expect is not None and not grid.same_as(expect):
-                raise LandscapeError(f"{self.path} holds other coordinates ({_axes(grid)}) than this command "
-                                     f"asks for ({_axes(expect)}); pass --overwrite to replace it, "
-                                     "or choose another --out")
+                raise OptionError("{path} holds other coordinates ({have}) than this command asks for "
+                                  "({want}); pass {overwrite} to replace it, or choose another {out}",
+                                  path=self.path, have=_axes(grid), want=_axes(expect))
             info = json.loads(f.attrs["directions_info"])
             if "eval_batch_size" in f.attrs:
                 size = check_batch_size(_unattr_scalar(f.attrs["eval_batch_size"]),

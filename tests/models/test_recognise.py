@@ -54,7 +54,7 @@ def test_mlp_and_a_foreign_state_dict():
     net = build_model("mlp:hidden=12-6", num_classes=10, input_shape=(1, 8, 8))
     r = recognise(net.state_dict())
     assert r.spec == "mlp:hidden=12-6" and r.in_features == 64 and "relu assumed" in r.notes[0]
-    with pytest.raises(SpecError, match=r"closest: .*--model"):
+    with pytest.raises(SpecError, match=r"closest: .*; pass model NAME"):
         recognise({"encoder.weight": torch.zeros(4, 3), "conv1.weight": torch.zeros(64, 3, 3, 3)})
 
 
@@ -93,7 +93,7 @@ def test_weights_found_wherever_they_sit(tmp_path):
 def test_several_candidates_need_checkpoint_key(tmp_path):
     p = tmp_path / "ck.pt"
     torch.save({"model_state": _small(0).state_dict(), "ema": _small(1).state_dict()}, p)
-    with pytest.raises(CheckpointError, match=r"model_state, ema.*--checkpoint-key"):
+    with pytest.raises(CheckpointError, match=r"model_state, ema.*checkpoint_key KEY"):
         load_checkpoint(p)
     ema = load_checkpoint(p, key="ema")
     assert torch.equal(ema.state_dict["conv1.weight"], _small(1).state_dict()["conv1.weight"])

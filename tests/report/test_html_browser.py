@@ -24,9 +24,9 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 import pytest
-from test_report import figures_of, parse_page, write_inputs
 
 from landscape.report import write_html
+from tests.report.test_html import figures_of, parse_page, write_inputs
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",

@@ -9,10 +9,9 @@ import re
 import time
 import urllib.parse
 
-from test_report import write_slice_2d
-from test_report_browser import _errors, _external, browser  # noqa: F401  (the module's browser fixture)
-
 from landscape.report import write_html
+from tests.report.test_html import write_slice_2d
+from tests.report.test_html_browser import _errors, _external, browser  # noqa: F401  (the module's browser fixture)
 
 
 def test_every_figure_has_download_buttons(tmp_path):
