@@ -1,5 +1,5 @@
 """Products Lanczos needs on matrices with a five-fold cluster at the top, by block size, and
-whether the reported error bounds hold (the test matrices of tests/test_hessian_lanczos.py).
+whether the reported error bounds hold (the test matrices of tests/hessian/test_lanczos.py).
 
 Two families of 300×300 symmetric matrices (random orthogonal eigenvectors, seed 0), λ_max = 10:
 

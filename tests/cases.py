@@ -81,3 +81,13 @@ def dense_hessian(obj: Objective, theta: torch.Tensor | None = None) -> torch.Te
         return obj._sum_loss(out, obj.y) / obj.n
 
     return torch.func.hessian(full_loss)(theta)
+
+
+def spiked_matrix(d: int = 400, seed: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
+    """A dense symmetric float64 matrix with five outliers (50, 30, 20, 10, 8) over a bulk in
+    [-0.1, 0.4], and its eigenvalues: the trace and density estimators' known answer."""
+    g = torch.Generator().manual_seed(seed)
+    U, _ = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=torch.float64))
+    eigs = torch.cat([torch.tensor([50.0, 30.0, 20.0, 10.0, 8.0], dtype=torch.float64),
+                      torch.rand(d - 5, generator=g, dtype=torch.float64) * 0.5 - 0.1])
+    return U @ torch.diag(eigs) @ U.T, eigs

@@ -23,11 +23,20 @@ def torchrun(script, *args, nproc=2, timeout=240):
     return p
 
 
-@pytest.mark.parametrize("bn_mode", ["eval", "train"])
-def test_objective_data_parallel_matches_single_process(tmp_path, bn_mode):
-    out = tmp_path / "dist.pt"
-    torchrun(HERE / "dist" / "objective_worker.py", out, bn_mode)
-    got = torch.load(out, weights_only=True)
+BN_MODES = ("eval", "train")
+
+
+@pytest.fixture(scope="module")
+def data_parallel(tmp_path_factory):
+    """The worker's numbers for every BatchNorm mode, from one torchrun (one start-up, not two)."""
+    out = tmp_path_factory.mktemp("dist") / "dist.pt"
+    torchrun(HERE / "dist" / "objective_worker.py", out, *BN_MODES)
+    return torch.load(out, weights_only=True)
+
+
+@pytest.mark.parametrize("bn_mode", BN_MODES)
+def test_objective_data_parallel_matches_single_process(data_parallel, bn_mode):
+    got = data_parallel[bn_mode]
     s = open_session(None, model="cnn", data="digits", subset=300, batch_size=64, init_seed=0, bn_mode=bn_mode)
     v = torch.randn(s.train.dim, generator=torch.Generator().manual_seed(0))
     ev = s.train.evaluate()
@@ -51,6 +60,18 @@ def _torchrun_module(args, nproc):
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
     assert p.returncode == 0, p.stderr[-3000:]
     return p
+
+
+def _one_process(args):
+    """The same command in this process (one rank, no process start-up); ``args`` as for
+    :func:`_torchrun_module` (``-m landscape`` first)."""
+    from click.testing import CliRunner
+
+    from landscape.cli import main
+
+    assert args[:2] == ["-m", "landscape"]
+    res = CliRunner().invoke(main, args[2:])
+    assert res.exit_code == 0, res.output
 
 
 def _knock_out(path, keep_every=3):
@@ -83,9 +104,7 @@ def test_slice_two_ranks_equals_one_and_resumes_across_rank_counts(digits_run, t
 
     ck = digits_run / "epoch_003.pt"
     one, two = tmp_path / "one.h5", tmp_path / "two.h5"
-    p = subprocess.run([sys.executable, *_slice_cmd(ck, one)], capture_output=True, text=True,
-                       env=dict(os.environ, LANDSCAPE_PROGRESS="0"))
-    assert p.returncode == 0, p.stderr
+    _one_process(_slice_cmd(ck, one))
     _torchrun_module(_slice_cmd(ck, two), nproc=2)
     a, b = _surface(one), _surface(two)
     assert a["computed"].all() and b["computed"].all() and a["train_loss"].shape == (5, 4)
@@ -95,9 +114,7 @@ def test_slice_two_ranks_equals_one_and_resumes_across_rank_counts(digits_run, t
     dropped_one, dropped_two = _knock_out(one), _knock_out(two)
     assert dropped_one > 0 and dropped_two > 0
     _torchrun_module(_slice_cmd(ck, one, "--json", tmp_path / "r1.json"), nproc=2)
-    p = subprocess.run([sys.executable, *_slice_cmd(ck, two, "--json", tmp_path / "r2.json")],
-                       capture_output=True, text=True, env=dict(os.environ, LANDSCAPE_PROGRESS="0"))
-    assert p.returncode == 0, p.stderr
+    _one_process(_slice_cmd(ck, two, "--json", tmp_path / "r2.json"))
     # only the missing points are computed, each exactly once
     assert json.loads((tmp_path / "r1.json").read_text())["stats"]["computed_now"] == dropped_one
     assert json.loads((tmp_path / "r2.json").read_text())["stats"]["computed_now"] == dropped_two
@@ -116,9 +133,7 @@ def test_hessian_two_ranks_equals_one(tmp_path):
     ck = tmp_path / "run" / "epoch_001.pt"
     args = ["-m", "landscape", "hessian", str(ck), "--top-k", "2", "--subset", "128", "--batch-size", "32",
             "--tol", "1e-6", "--dtype", "float64"]
-    p = subprocess.run([sys.executable, *args, "--json", str(tmp_path / "one.json")], capture_output=True,
-                       text=True, env=dict(os.environ, LANDSCAPE_PROGRESS="0"))
-    assert p.returncode == 0, p.stderr
+    _one_process([*args, "--json", str(tmp_path / "one.json")])
     _torchrun_module([*args, "--json", str(tmp_path / "two.json")], nproc=2)
     one = json.loads((tmp_path / "one.json").read_text())
     two = json.loads((tmp_path / "two.json").read_text())

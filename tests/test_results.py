@@ -88,9 +88,8 @@ def test_hessian_and_spike_results_declare_their_kind():
 
 
 def test_reports_dispatch_on_kind_and_still_open_files_without_it(tmp_path):
-    from test_report import hessian_json
-
     from landscape.report import build_report
+    from tests.report.pages import hessian_json
 
     old = hessian_json()                              # written before results carried a kind
     new = {"kind": "hessian", **hessian_json()}

@@ -16,7 +16,7 @@ Every loss value comes from the :class:`~landscape.objective.Objective` (``evalu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import ClassVar, Dict, Optional, Tuple
 
 import torch
@@ -61,9 +61,38 @@ def noise(objective: Objective, seed: int, index: int) -> torch.Tensor:
     return torch.randn(objective.dim, generator=g, device=objective.device, dtype=objective.dtype)
 
 
+@dataclass(frozen=True)
+class AscentNumbers:
+    """What one projected gradient ascent (:func:`maximize_in_ball`) found, declared once for its raw
+    result (:class:`AscentResult`) and for the measures that report it (:class:`AscentSharpness`).
+
+    ``max_loss``: the largest L(θ + δ) seen (a lower bound on the true maximum); ``per_restart``:
+    the best loss of each restart; ``history``: the best loss after each step of the best restart;
+    ``final_step``: that restart's step size at the end (in units of the ball radius; halved on every
+    step that failed to increase the loss, so a small value means it settled on a local maximum);
+    ``evaluations``: loss+gradient passes used; ``delta_norm``: ‖δ‖₂ of the best point (None in a
+    measure that does not report it: the box of the ε-sharpness).
+    """
+
+    max_loss: float
+    per_restart: Tuple[float, ...]
+    history: Tuple[float, ...]
+    final_step: float
+    evaluations: int
+    delta_norm: Optional[float]
+
+
+@dataclass(frozen=True)
+class AscentResult(AscentNumbers):
+    """The best point found by projected gradient ascent: its numbers and ``delta``, the
+    perturbation δ itself (a tensor, which the measures do not keep)."""
+
+    delta: Optional[torch.Tensor] = None
+
+
 @result()
 @dataclass(frozen=True)
-class AscentSharpness:
+class AscentSharpness(AscentNumbers):
     """A sharpness that is a maximum of L(θ + δ) − L(θ) over a ball, found by projected ascent
     (:func:`maximize_in_ball`): the shared record of the ε (Keskar), worst-case (SAM) and adaptive
     (ASAM) measures. Each subclass names its definition, reference, method and the fields that
@@ -78,16 +107,10 @@ class AscentSharpness:
 
     value: float
     base_loss: float
-    max_loss: float
     steps: int
     restarts: int
-    per_restart: Tuple[float, ...]
-    history: Tuple[float, ...]
-    final_step: float
-    evaluations: int
     perturbation: dict
     seed: int
-    delta_norm: Optional[float]     # None for the box (ε) measure, which does not report it
 
     def to_json(self) -> dict:
         d = {"value": self.value, "definition": self.DEFINITION, "reference": self.REFERENCE}
@@ -104,31 +127,13 @@ class AscentSharpness:
     @classmethod
     def from_ascent(cls, res: AscentResult, *, value: float, base_loss: float, steps: int, restarts: int,
                     perturbation: dict, seed: int, with_delta_norm: bool = True, **radius: float) -> AscentSharpness:
-        """The measure from an ascent's result and the ball's parameters."""
-        return cls(value=value, base_loss=base_loss, max_loss=res.max_loss, steps=steps, restarts=restarts,
-                   per_restart=res.per_restart, history=res.history, final_step=res.final_step,
-                   evaluations=res.evaluations, perturbation=perturbation, seed=seed,
-                   delta_norm=res.delta_norm if with_delta_norm else None, **radius)
-
-
-@dataclass(frozen=True)
-class AscentResult:
-    """The best point found by projected gradient ascent (a lower bound on the true maximum).
-
-    ``max_loss``: the largest L(θ + δ) seen; ``per_restart``: the best loss of each restart;
-    ``history``: the best loss after each step of the best restart; ``final_step``: that
-    restart's step size at the end (in units of the ball radius; halved on every step that
-    failed to increase the loss, so a small value means it settled on a local maximum);
-    ``delta_norm``: ‖δ‖₂ of the best point; ``evaluations``: loss+gradient passes used.
-    """
-
-    max_loss: float
-    per_restart: Tuple[float, ...]
-    history: Tuple[float, ...]
-    final_step: float
-    delta_norm: float
-    evaluations: int
-    delta: Optional[torch.Tensor] = None
+        """The measure from an ascent's result (its :class:`AscentNumbers`, all of them) and the
+        ball's parameters; ``with_delta_norm=False`` for a measure that does not report ‖δ‖₂."""
+        numbers = {f.name: getattr(res, f.name) for f in fields(AscentNumbers)}
+        if not with_delta_norm:
+            numbers["delta_norm"] = None
+        return cls(**numbers, value=value, base_loss=base_loss, steps=steps, restarts=restarts,
+                   perturbation=perturbation, seed=seed, **radius)
 
 
 def maximize_in_ball(objective: Objective, scale: torch.Tensor, *, norm: str, steps: int,
@@ -160,8 +165,8 @@ def maximize_in_ball(objective: Objective, scale: torch.Tensor, *, norm: str, st
     assert best_overall is not None
     best, u_best, hist, step = best_overall
     delta = scale * u_best
-    return AscentResult(best, tuple(per_restart), hist, step, float(delta.norm().item()),
-                        restarts * (steps + 1), delta)
+    return AscentResult(max_loss=best, per_restart=tuple(per_restart), history=hist, final_step=step,
+                        evaluations=restarts * (steps + 1), delta_norm=float(delta.norm().item()), delta=delta)
 
 
 def _start(objective: Objective, active: torch.Tensor, norm: str, seed: int, restart: int) -> torch.Tensor:

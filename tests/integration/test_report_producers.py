@@ -9,10 +9,10 @@ import json
 import h5py
 import numpy as np
 import pytest
-from test_report import fig_named, figures_of, parse_page
 
 from landscape.report import build_report, write_html
 from landscape.results import jsonable
+from tests.report.pages import fig_named, figures_of, parse_page
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def produced(digits_run, tmp_path_factory):
     interp = interpolate_checkpoints(first, last, alphas=(-0.5, 1.5, 5), out=str(d / "interp.h5"), **common)
     pca = slice_checkpoint(None, dirs=2, direction="pca", trajectory=(str(digits_run),), xrange=("auto", 4),
                            yrange=("auto", 4), test=False, out=str(d / "pca.h5"), **common)
-    # a smooth run: no events to probe (the probed-checkpoint layout is covered in test_report.py)
+    # a smooth run: no events to probe (the probed-checkpoint layout is covered in tests/report/test_html.py)
     spikes = probe_spikes(digits_run, cfg=SpikeProbeConfig(hessian=False), session_kwargs={"subset": 64, "seed": 0})
     return {"dir": d, "surface": surface, "interp": interp, "pca": pca, "spikes": spikes, "run": digits_run}
 

@@ -13,6 +13,7 @@ from landscape.checkpoint import map_optimizer_state
 from landscape.optim import OptimizerConfig, make_optimizer
 from landscape.optim.preconditioners import frozen_model, momentum_term, threshold_coefficient
 from landscape.params import ParamSpace
+from tests.optim.steps import flat, take_steps, tiny_model
 
 CASES = {
     "sgd": dict(name="sgd", lr=0.1),
@@ -34,31 +35,11 @@ CASES = {
 STEPS = {"radam-early": 3, "radam-rectified": 9}
 
 
-def _model() -> torch.nn.Module:
-    torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2)).double()
-
-
-def _flat(model: torch.nn.Module, grads: bool = False) -> torch.Tensor:
-    return torch.cat([(p.grad if grads else p).detach().reshape(-1) for p in model.parameters()])
-
-
 def _run(case: str, steps: int):
     """Take ``steps`` real steps; return (model, optimizer, θ_{t−1}, θ_t, g_t, state after t−1)."""
-    model = _model()
-    cfg = OptimizerConfig(**CASES[case])
-    opt = make_optimizer(model.parameters(), cfg)
-    gen = torch.Generator().manual_seed(1)
-    prev = grad = before_state = None
-    for _ in range(steps):
-        x = torch.randn(16, 3, generator=gen, dtype=torch.float64)
-        y = torch.randint(0, 2, (16,), generator=gen)
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        prev, grad = _flat(model), _flat(model, grads=True)
-        before_state = copy.deepcopy(opt.state_dict())
-        opt.step()
-    return model, opt, prev, _flat(model), grad, before_state
+    model = tiny_model()
+    opt = make_optimizer(model.parameters(), OptimizerConfig(**CASES[case]))
+    return (model, opt, *take_steps(opt, model, steps))
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -72,9 +53,9 @@ def test_preconditioner_reproduces_a_real_step(case: str) -> None:
         x, y = torch.randn(16, 3, generator=gen, dtype=torch.float64), torch.randint(0, 2, (16,), generator=gen)
         opt.zero_grad()
         torch.nn.functional.cross_entropy(model(x), y).backward()
-        prev, grad = _flat(model), _flat(model, grads=True)
+        prev, grad = flat(model), flat(model, grads=True)
         opt.step()
-        now = _flat(model)
+        now = flat(model)
     space = ParamSpace.from_model(model)
     state = map_optimizer_state(opt.state_dict(), space)
     fm = frozen_model(state, space)
@@ -94,7 +75,7 @@ def test_adadelta_preconditioner_formula() -> None:
     """torch's Adadelta step t uses acc_delta of step t − 1 and square_avg of step t: with those
     buffers, P = √(s + ε)/√(a + ε) reproduces the step exactly (from a checkpoint we have a one
     step newer acc_delta; see the module docstring)."""
-    model = _model()
+    model = tiny_model()
     opt = make_optimizer(model.parameters(), OptimizerConfig(name="adadelta", lr=1.0))
     gen = torch.Generator().manual_seed(2)
     for t in range(4):
@@ -102,7 +83,7 @@ def test_adadelta_preconditioner_formula() -> None:
         opt.zero_grad()
         torch.nn.functional.cross_entropy(model(x), y).backward()
         acc_prev = {i: s["acc_delta"].clone() for i, s in enumerate(opt.state.values())} if t else None
-        prev, grad = _flat(model), _flat(model, grads=True)
+        prev, grad = flat(model), flat(model, grads=True)
         opt.step()
     space = ParamSpace.from_model(model)
     raw = copy.deepcopy(opt.state_dict())
@@ -110,7 +91,7 @@ def test_adadelta_preconditioner_formula() -> None:
         raw["state"][pid]["acc_delta"] = acc_prev[i]
     state = map_optimizer_state(raw, space)
     fm = frozen_model(state, space)
-    torch.testing.assert_close(_flat(model) - prev, -fm.lr * grad / fm.p_diag, rtol=1e-9, atol=1e-13)
+    torch.testing.assert_close(flat(model) - prev, -fm.lr * grad / fm.p_diag, rtol=1e-9, atol=1e-13)
 
 
 # ----------------------------------------------------------------------------- thresholds

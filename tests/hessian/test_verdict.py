@@ -5,6 +5,7 @@ verdict is on the training objective whatever --bn-mode says, and it matches den
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -26,28 +27,33 @@ def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
+def hessian_json(ckpt, out, *flags) -> dict:
+    """`landscape hessian CKPT --top-k 1 --subset 128 --dtype float64 FLAGS --json OUT`, read back."""
+    res = run("hessian", ckpt, "--top-k", 1, "--subset", 128, "--dtype", "float64", *flags, "--json", out)
+    assert res.exit_code == 0, res.output
+    return json.loads(out.read_text())
+
+
+def adam_run(tmp_path_factory, name: str, **config) -> Path:
+    """One epoch of Adam (lr 0.01, seed 0) on the digits with ``config``, in a fresh folder."""
+    out = tmp_path_factory.mktemp(name)
+    train(TrainConfig(data="digits", optimizer="adam", lr=0.01, epochs=1, seed=0, **config), out)
+    return out
+
+
 @pytest.fixture(scope="module")
 def adam_l2_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("adam_l2")
-    train(TrainConfig(model="mlp:hidden=12", data="digits", optimizer="adam", lr=0.01, weight_decay=0.05,
-                      epochs=1, batch_size=128, seed=0), out)
-    return out
+    return adam_run(tmp_path_factory, "adam_l2", model="mlp:hidden=12", weight_decay=0.05, batch_size=128)
 
 
 @pytest.fixture(scope="module")
 def adam_bn_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("adam_bn")
-    train(TrainConfig(model="cnn:bn=true", data="digits", optimizer="adam", lr=0.01, epochs=1,
-                      batch_size=64, seed=0, width=0.25), out)
-    return out
+    return adam_run(tmp_path_factory, "adam_bn", model="cnn:bn=true", batch_size=64, width=0.25)
 
 
 def test_spike_probe_and_hessian_agree_with_l2_weight_decay(adam_l2_run, tmp_path):
     ckpt = adam_l2_run / "epoch_001.pt"
-    out = tmp_path / "h.json"
-    res = run("hessian", ckpt, "--top-k", 1, "--subset", 128, "--dtype", "float64", "--tol", 1e-8, "--json", out)
-    assert res.exit_code == 0, res.output
-    st = json.loads(out.read_text())["stability"]
+    st = hessian_json(ckpt, tmp_path / "h.json", "--tol", 1e-8)["stability"]
     kwargs = {"subset": 128, "dtype": "float64", "seed": 0}
     probe = probe_checkpoint(ckpt, 1, "at", 1.0, prev=None, log=[], cfg=SpikeProbeConfig(tol=1e-8, points=3),
                              session_kwargs=kwargs)
@@ -66,13 +72,8 @@ def test_spike_probe_and_hessian_agree_with_l2_weight_decay(adam_l2_run, tmp_pat
 
 def test_bn_verdict_is_the_same_in_eval_and_train_mode(adam_bn_run, tmp_path):
     ckpt = adam_bn_run / "epoch_001.pt"
-    outs = {}
-    for mode in ("eval", "train"):
-        out = tmp_path / f"{mode}.json"
-        res = run("hessian", ckpt, "--top-k", 1, "--subset", 128, "--bn-mode", mode, "--dtype", "float64",
-                  "--tol", 1e-6, "--preconditioned", "--json", out)
-        assert res.exit_code == 0, res.output
-        outs[mode] = json.loads(out.read_text())
+    outs = {mode: hessian_json(ckpt, tmp_path / f"{mode}.json", "--bn-mode", mode, "--tol", 1e-6, "--preconditioned")
+            for mode in ("eval", "train")}
     ev, tr = outs["eval"]["stability"], outs["train"]["stability"]
     for key in ("sharpness", "threshold", "ratio", "preconditioned_lambda_max"):
         assert ev[key] == pytest.approx(tr[key], rel=1e-6), key

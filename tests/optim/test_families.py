@@ -8,7 +8,6 @@ import math
 
 import pytest
 import torch
-from test_optim_preconditioners import _flat, _model
 
 from landscape.checkpoint import OptimizerState, map_optimizer_state
 from landscape.hessian.preconditioner import preconditioner_diag
@@ -16,28 +15,16 @@ from landscape.hessian.stability import stability, threshold_for
 from landscape.optim import families
 from landscape.optim.preconditioners import frozen_model, momentum_term
 from landscape.params import ParamSpace
-
-
-def _steps(opt: torch.optim.Optimizer, model: torch.nn.Module, steps: int):
-    gen = torch.Generator().manual_seed(1)
-    prev = grad = None
-    for _ in range(steps):
-        x = torch.randn(16, 3, generator=gen, dtype=torch.float64)
-        y = torch.randint(0, 2, (16,), generator=gen)
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        prev, grad = _flat(model), _flat(model, grads=True)
-        opt.step()
-    return prev, _flat(model), grad
+from tests.optim.steps import take_steps, tiny_model
 
 
 @pytest.mark.parametrize("steps", [3, 9])
 def test_radam_decoupled_decay_threshold_is_the_same_from_every_path(steps: int) -> None:
     """Before: threshold_for gave (1+β₁)(2−η·wd)/((1−β₁)η), the frozen-P model (2+2β₁)/((1−β₁)η)."""
     lr, wd, b1 = 1e-2, 0.5, 0.9
-    model = _model()
+    model = tiny_model()
     opt = torch.optim.RAdam(model.parameters(), lr=lr, weight_decay=wd, decoupled_weight_decay=True)
-    prev, now, grad = _steps(opt, model, steps)
+    prev, now, grad, _ = take_steps(opt, model, steps)
     space = ParamSpace.from_model(model)
     state = map_optimizer_state(opt.state_dict(), space)
     assert state.type == "radam"
@@ -54,9 +41,9 @@ def test_radam_decoupled_decay_threshold_is_the_same_from_every_path(steps: int)
 
 def test_adamax_has_a_frozen_P_model_that_reproduces_a_real_step() -> None:
     """Before: Adamax had a threshold and a P in the Hessian engine but no frozen-P model."""
-    model = _model()
+    model = tiny_model()
     opt = torch.optim.Adamax(model.parameters(), lr=2e-2, weight_decay=1e-2)
-    prev, now, grad = _steps(opt, model, 5)
+    prev, now, grad, _ = take_steps(opt, model, 5)
     space = ParamSpace.from_model(model)
     state = map_optimizer_state(opt.state_dict(), space)
     assert state.type == "adamax" and families.recognise_optimizer(opt) == "adamax"
@@ -81,9 +68,9 @@ def test_adamax_first_step_closed_form() -> None:
 
 
 def test_nadam_is_declared_unsupported_in_one_place() -> None:
-    model = _model()
+    model = tiny_model()
     opt = torch.optim.NAdam(model.parameters(), lr=1e-2)
-    _steps(opt, model, 2)
+    take_steps(opt, model, 2)
     space = ParamSpace.from_model(model)
     state = map_optimizer_state(opt.state_dict(), space)
     assert state.type == "nadam" and families.is_adaptive(state)

@@ -9,10 +9,9 @@ import re
 import time
 import urllib.parse
 
-from test_report import write_slice_2d
-from test_report_browser import _errors, _external, browser  # noqa: F401  (the module's browser fixture)
-
 from landscape.report import write_html
+from tests.report.browser import external_urls, page_errors
+from tests.report.pages import write_slice_2d
 
 
 def test_every_figure_has_download_buttons(tmp_path):
@@ -30,7 +29,7 @@ def _eval(b, sid, expr, *, promise=False):
     return res.get("result", {}).get("value")
 
 
-def test_download_buttons_make_static_files_in_the_browser(browser, tmp_path):  # noqa: F811
+def test_download_buttons_make_static_files_in_the_browser(browser, tmp_path):
     write_slice_2d(tmp_path / "s.h5")
     page = write_html([str(tmp_path / "s.h5")], tmp_path / "r.html")
     b = browser
@@ -68,6 +67,6 @@ def test_download_buttons_make_static_files_in_the_browser(browser, tmp_path):  
     finally:
         b.send("Target.closeTarget", {"targetId": target})
     events = [e for e in b.events[start:] if e.get("sessionId") == sid]
-    assert _errors(events) == []
+    assert page_errors(events) == []
     requests = [e["params"]["request"]["url"] for e in events if e.get("method") == "Network.requestWillBeSent"]
-    assert _external(requests) == []
+    assert external_urls(requests) == []

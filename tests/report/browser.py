@@ -1,13 +1,8 @@
-"""End-to-end: the report opens in headless Chromium offline, with no console errors, not blank.
-
-Uses Debian's ``chromium`` package. The set-up installs it (``apt-get install -y chromium``) where
-it can (root with apt-get); otherwise the tests are skipped with the reason. One browser is
-started for the module and driven over the DevTools protocol on a pipe (``--remote-debugging-pipe``,
-no port, no extra Python package), which reports console errors, uncaught exceptions, error log
-entries and every network request; the screenshot comes from the same page. A deliberately broken
-page (an exception, a console error, an external image, a blank body) shows that every check can
-fail.
-"""
+"""Headless Chromium for the report tests, driven over the DevTools protocol on a pipe
+(``--remote-debugging-pipe``: no port, no extra Python package). It reports console errors,
+uncaught exceptions, error log entries and every network request; the screenshot comes from the
+same page. Uses Debian's ``chromium`` package, installed where it can be (root with apt-get);
+otherwise the tests that need it are skipped with the reason."""
 
 from __future__ import annotations
 
@@ -24,9 +19,6 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 import pytest
-from test_report import figures_of, parse_page, write_inputs
-
-from landscape.report import write_html
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -36,7 +28,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 
-def _find() -> Optional[str]:
+def find_browser() -> Optional[str]:
     for name in BROWSERS:
         path = shutil.which(name)
         if path:
@@ -44,8 +36,8 @@ def _find() -> Optional[str]:
     return None
 
 
-def _install_or_skip() -> str:
-    exe = _find()
+def install_or_skip() -> str:
+    exe = find_browser()
     if exe:
         return exe
     if not shutil.which("apt-get") or not hasattr(os, "geteuid") or os.geteuid() != 0:
@@ -58,7 +50,7 @@ def _install_or_skip() -> str:
             subprocess.run(cmd, capture_output=True, timeout=240, check=False, env=env)
         except (OSError, subprocess.TimeoutExpired):
             break
-        exe = _find()
+        exe = find_browser()
         if exe:
             return exe
     pytest.skip("headless Chromium not found and 'apt-get install -y chromium' did not provide it")
@@ -140,10 +132,10 @@ class Browser:
         shot = self.send("Page.captureScreenshot", {"format": "png"}, session=sid)
         self.send("Target.closeTarget", {"targetId": target})
         events = [e for e in self.events[start:] if e.get("sessionId") == sid]
-        return {"ready": ok, "stats": json.loads(stats["result"]["value"]), "errors": _errors(events),
+        return {"ready": ok, "stats": json.loads(stats["result"]["value"]), "errors": page_errors(events),
                 "requests": [e["params"]["request"]["url"] for e in events
                              if e.get("method") == "Network.requestWillBeSent"],
-                "pixels": _gray(base64.b64decode(shot["data"]))}
+                "pixels": gray(base64.b64decode(shot["data"]))}
 
     def close(self) -> None:
         try:
@@ -158,7 +150,7 @@ class Browser:
         os.close(self._r)
 
 
-def _errors(events: List[Dict[str, Any]]) -> List[str]:
+def page_errors(events: List[Dict[str, Any]]) -> List[str]:
     out = []
     for e in events:
         m, p = e.get("method"), e.get("params", {})
@@ -172,60 +164,12 @@ def _errors(events: List[Dict[str, Any]]) -> List[str]:
     return out
 
 
-def _gray(png: bytes) -> np.ndarray:
+def gray(png: bytes) -> np.ndarray:
     from PIL import Image
 
     return np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=np.float64)
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    exe = _install_or_skip()
-    if not shutil.which("bash"):
-        pytest.skip("bash is needed to hand the DevTools pipe to Chromium")
-    b = Browser(exe, tmp_path_factory.mktemp("chromium-profile"))
-    try:
-        b.send("Browser.getVersion", timeout=60)
-    except (TimeoutError, RuntimeError) as exc:
-        b.close()
-        pytest.fail(f"{exe} did not start with --remote-debugging-pipe: {exc}")
-    yield b
-    b.close()
 
-
-def _external(urls: List[str]) -> List[str]:
+def external_urls(urls: List[str]) -> List[str]:
     return [u for u in urls if not u.startswith(("file:", "data:", "blob:", "about:"))]
-
-
-def test_report_renders_offline_without_errors_and_is_not_blank(browser, tmp_path):
-    paths = write_inputs(tmp_path)
-    page = write_html([str(p) for p in paths.values()], tmp_path / "report.html", title="browser test")
-    n_fig = len(figures_of(parse_page(page.read_text(encoding="utf-8"))))
-    seen = browser.open(page.resolve().as_uri(), ready="document.body && document.body.hasAttribute('data-rendered')")
-    assert seen["ready"], f"the page never finished drawing; errors: {seen['errors']}"
-    assert seen["errors"] == []
-    assert _external(seen["requests"]) == []  # nothing fetched from outside
-    st = seen["stats"]
-    assert st["rendered"] == str(n_fig) and st["failed"] == "0", st
-    assert st["plots"] == n_fig  # plotly took over every figure div
-    assert st["canvases"] >= 2 and st["svgs"] >= n_fig  # WebGL surfaces and SVG plots exist
-    px = seen["pixels"]
-    assert px.shape == (2200, 1280)
-    assert px.std() > 20, f"screenshot looks blank (pixel std {px.std():.1f})"
-    assert (np.abs(px - np.median(px)) > 30).mean() > 0.03  # enough drawn, not one colour
-    panel = px[300:900, 80:560]  # the first 3-D surface (below the header, contents and notes)
-    assert panel.std() > 15, f"the 3-D surface area looks empty (std {panel.std():.1f})"
-
-
-def test_checks_catch_a_broken_page(browser, tmp_path):
-    broken = tmp_path / "broken.html"
-    broken.write_text("<!DOCTYPE html><html><head><title>x</title></head><body>"
-                      "<script>console.error('boom'); undefinedFunction();</script>"
-                      "<img src='http://example.invalid/x.png' width='1' height='1'></body></html>")
-    seen = browser.open(broken.resolve().as_uri(), ready="document.readyState === 'complete'",
-                        width=400, height=300)
-    errs = " | ".join(seen["errors"])
-    assert "console.error: boom" in errs and "undefinedFunction" in errs, errs
-    assert _external(seen["requests"]) == ["http://example.invalid/x.png"]
-    assert seen["stats"]["rendered"] is None
-    assert seen["pixels"].std() < 1.0  # a blank page is recognised as blank
