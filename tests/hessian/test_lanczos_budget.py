@@ -182,3 +182,26 @@ def test_first_pass_starts_the_full_run_and_is_counted(digits_run):
 def test_first_pass_option_is_checked(digits_run):
     res = run("hessian", digits_run / "epoch_003.pt", "--subset", 50, "--first-pass-subset", 0)
     assert res.exit_code == 2 and "--first-pass-subset" in res.output and "Traceback" not in res.output
+
+
+def test_budget_reaches_the_preconditioned_run_of_an_adam_verdict(tmp_path):
+    from landscape.train import TrainConfig, train
+
+    train(TrainConfig(model="mlp:hidden=12", data="digits", optimizer="adam", lr=0.01, epochs=1,
+                      batch_size=128, seed=0), tmp_path)
+    s = open_session(str(tmp_path / "epoch_001.pt"), subset=128, dtype="float64")
+    free = analyze_hessian(s.train, s.optimizer, HessianConfig(top_k=1, tol=1e-10, preconditioned=True))
+    assert free.verdict.runs["preconditioned"]["matvecs"] > 3 and free.verdict.converged
+    cap = free.top.matvecs + 3
+    rep = analyze_hessian(s.train, s.optimizer, HessianConfig(top_k=1, tol=1e-10, preconditioned=True,
+                                                              max_hvps=cap))
+    d = rep.to_json()
+    assert d["stopped"] == "converged" and d["top_hvps"] == free.top.matvecs
+    assert d["stability"]["runs"]["preconditioned"]["matvecs"] == 3
+    assert d["preconditioned_stopped"] == "max_hvps" and d["preconditioned_converged"] is False
+    assert d["stability"]["converged"] is False and d["budget"]["hvps_used"] == cap
+    # an answer at the limit: a Ritz value (never above λ₁) with a finite bound; its bound is for
+    # the nearest eigenvalue, which after 3 products need not be λ₁ (the Krylov caveat)
+    lam, lam_free = d["preconditioned_eigenvalues"][0], free.preconditioned.eigenvalues[0]
+    assert lam <= lam_free + free.preconditioned.error_bounds[0]
+    assert 0 < d["preconditioned_error_bounds"][0] < math.inf
