@@ -7,7 +7,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 os.environ.setdefault("LANDSCAPE_PROGRESS", "0")
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# One intra-op thread for the whole suite: the models here are tiny, and two threads on the two
+# cores CI has (shared with the subprocesses the tests start) oversubscribe them — a run-folder
+# sharpness test took 41 s with two threads under load and 1 s with one.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -35,7 +35,10 @@ CROSS_CUTTING: Dict[str, str] = {
     "test_python_api.py": "the public API: landscape/__init__.py, notebook.py and docs/python-api.md",
 }
 
-# module (relative to landscape/) -> the test modules (relative to tests/) that exercise it
+# module (relative to landscape/) -> the test modules (relative to tests/) that exercise it. Mostly
+# CLI front ends (tested with their command), model definitions (tests/test_models.py builds every
+# registry model), report sections (tests/report/test_html.py builds one page of every kind), and the
+# figure/table/VTK writers, which share one set of real results made once in report/test_figures.py.
 TESTED_THROUGH: Dict[str, Tuple[str, ...]] = {
     "callable_package.py": ("test_python_api.py",),
     "cli/common.py": ("cli/test_basic.py", "cli/test_validate.py"),
