@@ -29,7 +29,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 
@@ -74,7 +74,7 @@ def case(obj: Objective, *, k: int, subset: int, tol: float, first_tol: float, s
             "error_bounds": list(full.error_bounds), "seconds": time.perf_counter() - t0}
 
 
-def main() -> None:
+def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="resnet32", help="resnet32, resnet18, ... (registry) or cnn")
     ap.add_argument("--n", type=int, default=256)
@@ -84,7 +84,7 @@ def main() -> None:
     ap.add_argument("--tol", type=float, default=1e-4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     obj = problem(args.model, args.n, args.seed)
     out: Dict[str, Any] = {"model": args.model, "n": args.n, "params": obj.dim, "tol": args.tol,
                            "torch": torch.__version__, "threads": torch.get_num_threads(),
@@ -113,6 +113,7 @@ def main() -> None:
               f"{'yes' if r['agrees_within_bounds'] else 'NO'} |")
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
+    return out
 
 
 if __name__ == "__main__":
