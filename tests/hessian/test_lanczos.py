@@ -206,7 +206,7 @@ def test_limits_return_bounds_and_converged_false():
     # float32 cannot give 1e-9·λ_max: stop once the bounds sit at the rounding floor
     p = eigsh(DenseOperator(_spaced_cluster(0.5)[0].float()), k=5, tol=1e-9, max_iter=300)
     assert not p.converged and p.stopped == "precision" and p.matvecs < 60
-    assert max(p.error_bounds) < 2e-5 * 10.0                     # float32: a few 1e-6 relative
+    assert max(p.error_bounds) < 6.2e-5 * 10.0     # float32: within 2x the 256-ulp floor (3.05e-5 relative)
 
 
 def test_k_near_dim_is_dense_and_converged_means_the_bound_holds():
