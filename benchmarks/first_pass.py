@@ -35,26 +35,17 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from cnn_fixture import randomised_bn_problem  # noqa: E402
+
 from landscape.hessian import HessianOperator, eigsh  # noqa: E402
 from landscape.hessian.analyze import FIRST_PASS_TOL, first_pass  # noqa: E402
-from landscape.models import ModelSpec, build_model, model_from_spec  # noqa: E402
 from landscape.objective import Objective  # noqa: E402
 
 
 def problem(name: str, n: int, seed: int) -> Objective:
     """``name`` (a registry ResNet, or ``cnn`` at width 0.5) on ``n`` random CIFAR-shaped images,
-    BatchNorm running statistics randomised (means N(0, 0.1²), variances U(0.5, 1.5)), eval mode."""
-    torch.manual_seed(seed)
-    model = model_from_spec(ModelSpec("cnn", 10, (3, 32, 32), 0.5)) if name == "cnn" else build_model(name)
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.running_mean.normal_(0, 0.1, generator=g)
-            m.running_var.uniform_(0.5, 1.5, generator=g)
-    model.eval()
-    x = torch.randn(n, 3, 32, 32, generator=g)
-    y = torch.randint(0, 10, (n,), generator=g)
-    return Objective(model, x, y, loss="ce", batch_size=128)
+    BatchNorm running statistics randomised, eval mode (:func:`cnn_fixture.randomised_bn_problem`)."""
+    return Objective(*randomised_bn_problem(name, n, seed), loss="ce", batch_size=128)
 
 
 def case(obj: Objective, *, k: int, subset: int, tol: float, first_tol: float, seed: int,

@@ -26,25 +26,16 @@ import os
 import time
 
 import torch
+from cnn_fixture import randomised_bn_problem
 
 from landscape.hessian import HessianOperator, eigsh
-from landscape.models import build_model
 from landscape.objective import Objective
 
 
 def problem(name: str, n: int, seed: int) -> Objective:
-    """The model with randomised BN statistics and ``n`` random CIFAR-shaped images."""
-    torch.manual_seed(seed)
-    model = build_model(name)
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.running_mean.normal_(0, 0.1, generator=g)
-            m.running_var.uniform_(0.5, 1.5, generator=g)
-    model.eval()
-    x = torch.randn(n, 3, 32, 32, generator=g)
-    y = torch.randint(0, 10, (n,), generator=g)
-    return Objective(model, x, y, loss="ce", batch_size=128)
+    """The model with randomised BN statistics and ``n`` random CIFAR-shaped images
+    (:func:`cnn_fixture.randomised_bn_problem`)."""
+    return Objective(*randomised_bn_problem(name, n, seed), loss="ce", batch_size=128)
 
 
 def main() -> None:

@@ -62,25 +62,15 @@ TOOLS = ("reference", "landscape", "pyhessian", "curvlinops", "hvp_cost", "slice
 # --------------------------------------------------------------------------- problem
 def problem(args: argparse.Namespace, name: str) -> tuple:
     """The model (BN statistics randomised, eval mode) and ``args.n`` images with labels."""
-    from landscape.models import build_model
+    from cnn_fixture import randomised_bn_problem
 
     device = torch.device(args.device)
-    torch.manual_seed(args.seed)
-    model = build_model(name)
-    g = torch.Generator().manual_seed(args.seed)
-    for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.running_mean.normal_(0, 0.1, generator=g)
-            m.running_var.uniform_(0.5, 1.5, generator=g)
-    model.eval()
+    model, x, y = randomised_bn_problem(name, args.n, args.seed, images=not args.cifar)
     if args.cifar:
         from landscape.data import load_data
 
         ds = load_data(f"cifar10:{args.cifar}")
         x, y = ds.x_train[: args.n].clone(), ds.y_train[: args.n].clone()
-    else:
-        x = torch.randn(args.n, 3, 32, 32, generator=g)
-        y = torch.randint(0, 10, (args.n,), generator=g)
     return model.to(device), x.to(device), y.to(device)
 
 
