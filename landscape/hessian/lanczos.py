@@ -237,11 +237,10 @@ def eigsh(op: LinearOperator, *, k: int = 1, which: str = "LA", tol: float = 1e-
             ``time_budget``), does not start when nothing is (:func:`unstarted`), and its
             products are counted in it.
     """
+    _check_arguments(int(op.dim), k=k, which=which, converge=converge, tol=tol, time_budget=time_budget)
     if budget is None:
         return _eigsh(op, k=k, which=which, tol=tol, seed=seed, v0=v0, max_iter=max_iter, max_basis=max_basis,
                       block=block, converge=converge, time_budget=time_budget, callback=callback)
-    if which not in ("LA", "SA") or converge not in CRITERIA or not 1 <= k <= int(op.dim):
-        raise ValueError(f"bad eigsh arguments: which={which!r}, converge={converge!r}, k={k}")
     stop = budget.exhausted()
     if stop:
         res = unstarted(op, k=k, which=which, tol=tol, converge=converge, stopped=stop)
@@ -254,21 +253,27 @@ def eigsh(op: LinearOperator, *, k: int = 1, which: str = "LA", tol: float = 1e-
     return res
 
 
-def _eigsh(op: LinearOperator, *, k: int, which: str, tol: float, seed: int, v0: Optional[torch.Tensor],
-           max_iter: Optional[int], max_basis: Optional[int], block: Union[int, str], converge: str,
-           time_budget: Optional[float], callback: Optional[Callback]) -> EigenResult:
-    """:func:`eigsh` without a shared budget."""
+def _check_arguments(d: int, *, k: int, which: str, converge: str, tol: float,
+                     time_budget: Optional[float]) -> None:
+    """The checks of :func:`eigsh`'s arguments, made once before either path (with or without a
+    budget) so that a run the budget never starts refuses the same arguments."""
     if which not in ("LA", "SA"):
         raise ValueError("which must be 'LA' or 'SA'")
     if converge not in CRITERIA:
         raise ValueError(f"converge must be one of {', '.join(CRITERIA)}")
-    d = int(op.dim)
     if not 1 <= k <= d:
         raise ValueError(f"k must be between 1 and the dimension {d}")
     if not tol > 0:
         raise ValueError("tol must be positive")
     if time_budget is not None and not time_budget > 0:
         raise ValueError("time_budget must be positive")
+
+
+def _eigsh(op: LinearOperator, *, k: int, which: str, tol: float, seed: int, v0: Optional[torch.Tensor],
+           max_iter: Optional[int], max_basis: Optional[int], block: Union[int, str], converge: str,
+           time_budget: Optional[float], callback: Optional[Callback]) -> EigenResult:
+    """:func:`eigsh` without a shared budget (arguments checked by :func:`eigsh`)."""
+    d = int(op.dim)
     max_iter = int(max_iter if max_iter is not None else max(100, 30 * k))
     if max_iter < 1:
         raise ValueError("max_iter must be at least 1")
